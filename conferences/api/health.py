@@ -1,0 +1,28 @@
+from django.db import connection
+from django.http import JsonResponse
+
+from project.celery import app as celery_app
+
+from .errors import error_body
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Ready when the database answers and the broker accepts a connection (2 s each at most)."""
+    failures = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 2000; SELECT 1")
+    except Exception as exc:  # any failure means not ready; the reason goes in the body
+        failures["database"] = type(exc).__name__
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        failures["broker"] = type(exc).__name__
+    if failures:
+        return JsonResponse(error_body("Not ready", "not_ready", failures), status=503)
+    return JsonResponse({"status": "ok", "database": "ok", "broker": "ok"})

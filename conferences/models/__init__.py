@@ -1,0 +1,8 @@
+from .audit import AuditEntry
+from .events import Event
+from .rooms import Room
+from .sessions import CallSession, Member
+from .tenants import ApiKey, App
+from .webhooks import WebhookEndpoint
+
+__all__ = ["ApiKey", "App", "AuditEntry", "CallSession", "Event", "Member", "Room", "WebhookEndpoint"]

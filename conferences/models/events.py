@@ -1,0 +1,38 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from .rooms import Room
+from .tenants import App
+
+
+class Event(models.Model):
+    """A webhook event, written in the transaction of the state change that caused it (outbox).
+
+    `id` is the sequence: writers of one ordering key hold that key's row lock (the room, or the
+    session for command.result), so within a key ids follow commit order.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="events")
+    event_type = models.CharField(max_length=64)
+    ordering_key = models.CharField(max_length=80)
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # Room timeline in the admin.
+            models.Index(fields=["room", "id"], name="event_by_room"),
+            # Per-app listing in the admin.
+            models.Index(fields=["app", "-id"], name="event_by_app"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.pk}"
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.uuid.hex}"

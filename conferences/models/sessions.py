@@ -1,0 +1,85 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .rooms import Room
+from .tenants import App
+
+
+class SessionState(models.TextChoices):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class CallSession(models.Model):
+    """A call leg in the media engine; it lives on the node its session_uuid prefix names."""
+
+    session_uuid = models.CharField(max_length=64, unique=True)
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="sessions")
+    caller_id = models.CharField(max_length=128, blank=True)
+    node = models.CharField(max_length=5)
+    state = models.CharField(max_length=6, choices=SessionState.choices, default=SessionState.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "conferences_session"
+        verbose_name = "session"
+        indexes = [
+            # Orphan sweep: active sessions not seen for a while.
+            models.Index(
+                fields=["last_seen_at"], condition=Q(state="active"), name="session_active_last_seen"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.session_uuid
+
+
+class MemberState(models.TextChoices):
+    JOINING = "joining"
+    JOINED = "joined"
+    LEFT = "left"
+    FAILED = "failed"
+
+
+ACTIVE_MEMBER_STATES = (MemberState.JOINING, MemberState.JOINED)
+
+
+class Member(models.Model):
+    """One stay of a session in a room, from the join command until it leaves or fails."""
+
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="memberships")
+    session = models.ForeignKey(CallSession, on_delete=models.PROTECT, related_name="memberships")
+    state = models.CharField(max_length=8, choices=MemberState.choices, default=MemberState.JOINING)
+    muted = models.BooleanField(default=False)
+    join_operation_id = models.UUIDField()
+    join_command_uid = models.CharField(max_length=128)
+    join_deadline_at = models.DateTimeField()
+    requested_at = models.DateTimeField(default=timezone.now)
+    joined_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            # A session is in at most one room at a time.
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(state__in=["joining", "joined"]),
+                name="member_one_active_per_session",
+            ),
+        ]
+        indexes = [
+            # Room detail and member list: a room's current members.
+            models.Index(
+                fields=["room", "requested_at"],
+                condition=Q(state__in=["joining", "joined"]),
+                name="member_active_by_room",
+            ),
+            # Join-timeout sweep: pending joins by deadline.
+            models.Index(
+                fields=["join_deadline_at"], condition=Q(state="joining"), name="member_joining_deadline"
+            ),
+        ]

@@ -1,0 +1,94 @@
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import webhook_events
+from ..actors import Actor
+from ..errors import NameTaken, NotFound
+from ..ids import mint_operation_id, mint_room_id
+from ..models import App, Room
+from ..models.rooms import PlaybackStatus
+from ..models.sessions import ACTIVE_MEMBER_STATES
+from . import audit
+from .events import record_event
+from .members import end_membership_locked
+
+NAME_CONSTRAINT = "room_live_name_unique"
+
+
+def _violates(exc: IntegrityError, constraint: str) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint
+
+
+def create_room(*, actor: Actor, app: App, name: str) -> Room:
+    """Create a live room named `name`, or raise NameTaken naming the live room that has it.
+
+    Concurrent creates race on the partial unique index: the loser's insert waits for the
+    winner's commit, fails, and then reads the winner's room.
+    """
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                room = Room.objects.create(room_id=mint_room_id(), app=app, name=name, node=settings.NODE_HASH)
+                record_event(app=app, room=room, payload=webhook_events.conference_created(room))
+                audit.record(
+                    actor=actor,
+                    action="conference.create",
+                    app_id=app.app_id,
+                    room_id=room.room_id,
+                    request={"name": name},
+                )
+                return room
+        except IntegrityError as exc:
+            if not _violates(exc, NAME_CONSTRAINT):
+                raise
+        existing = Room.objects.live().filter(app=app, name=name).values_list("room_id", flat=True).first()
+        if existing is not None:
+            audit.record(
+                actor=actor,
+                action="conference.create",
+                outcome=NameTaken.code,
+                app_id=app.app_id,
+                room_id=existing,
+                request={"name": name},
+            )
+            raise NameTaken(existing)
+        # The holder was destroyed between our insert and our read: the name is free again.
+    raise NameTaken("")  # pragma: no cover - three destroys racing three creates
+
+
+def lock_live_room(*, app: App, room_id: str) -> Room:
+    """The app's live room under a row lock, or NotFound (another app's room looks missing)."""
+    room = Room.objects.select_for_update().select_related("app").live().filter(app=app, room_id=room_id).first()
+    if room is None:
+        raise NotFound("Conference not found")
+    return room
+
+
+def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
+    """Delete a room: playback ends first, then every member goes, then `conference.destroyed`.
+
+    The row stays, marked destroyed, for history.
+    """
+    with transaction.atomic():
+        room = lock_live_room(app=app, room_id=room_id)
+        if room.playback_status != PlaybackStatus.STOPPED:
+            operation_id = mint_operation_id()
+            room.playback_status = PlaybackStatus.STOPPED
+            room.playback_operation_id = None
+            room.playback_urls = []
+            record_event(app=app, room=room, payload=webhook_events.play_stopped(room, operation_id))
+        members = (
+            room.memberships.select_for_update()
+            .select_related("session", "room__app")
+            .filter(state__in=ACTIVE_MEMBER_STATES)
+            .order_by("requested_at", "id")
+        )
+        for member in members:
+            member.room = room
+            end_membership_locked(member=member, reason="removed", actor=actor)
+        room.destroyed_at = timezone.now()
+        room.save(update_fields=["playback_status", "playback_operation_id", "playback_urls", "destroyed_at"])
+        record_event(app=app, room=room, payload=webhook_events.conference_destroyed(room))
+        audit.record(actor=actor, action="conference.destroy", app_id=app.app_id, room_id=room.room_id)

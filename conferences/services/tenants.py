@@ -1,0 +1,84 @@
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..actors import Actor
+from ..errors import Conflict
+from ..models import ApiKey, App
+from . import audit
+from .webhooks import create_endpoint
+
+API_KEY_PREFIX_LENGTH = 11  # "ck_" and 8 random characters: shown in the admin and the history
+LAST_USED_RESOLUTION = timedelta(seconds=60)  # at most one write per key and minute
+
+
+def _hash_key(plain_key: str) -> str:
+    return hashlib.sha256(plain_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewApp:
+    app: App
+    api_key: str
+    webhook_secret: str | None
+
+
+def create_app(*, actor: Actor, app_id: str, name: str = "", webhook_url: str | None = None) -> NewApp:
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                app = App.objects.create(app_id=app_id, name=name or app_id)
+        except IntegrityError:
+            raise Conflict(f"App {app_id!r} already exists", code="app_exists") from None
+        _, plain_key = issue_api_key(actor=actor, app=app, label="created with the app")
+        endpoint = create_endpoint(actor=actor, app=app, url=webhook_url) if webhook_url else None
+        audit.record(actor=actor, action="app.create", app_id=app_id, request={"webhook_url": webhook_url})
+    return NewApp(app=app, api_key=plain_key, webhook_secret=endpoint.secret if endpoint else None)
+
+
+def issue_api_key(*, actor: Actor, app: App, label: str = "") -> tuple[ApiKey, str]:
+    """Mint a key (256 bits of entropy); the plain key is returned once and never stored."""
+    with transaction.atomic():
+        plain_key = "ck_" + secrets.token_urlsafe(32)
+        api_key = ApiKey.objects.create(
+            app=app, prefix=plain_key[:API_KEY_PREFIX_LENGTH], key_hash=_hash_key(plain_key), label=label
+        )
+        audit.record(
+            actor=actor, action="api_key.issue", app_id=app.app_id, detail={"prefix": api_key.prefix}
+        )
+    return api_key, plain_key
+
+
+def revoke_api_key(*, actor: Actor, api_key: ApiKey) -> None:
+    with transaction.atomic():
+        updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        audit.record(
+            actor=actor,
+            action="api_key.revoke",
+            app_id=api_key.app.app_id,
+            outcome="ok" if updated else "already_revoked",
+            detail={"prefix": api_key.prefix},
+        )
+
+
+def find_api_key(*, app_id: str, plain_key: str) -> ApiKey | None:
+    """The active key of that app matching `plain_key`, compared in constant time."""
+    api_key = (
+        ApiKey.objects.select_related("app")
+        .filter(prefix=plain_key[:API_KEY_PREFIX_LENGTH], app__app_id=app_id, revoked_at__isnull=True)
+        .first()
+    )
+    # Compare even when nothing was found, so timing does not tell which part was wrong.
+    expected = api_key.key_hash if api_key else "0" * 64
+    if not hmac.compare_digest(expected, _hash_key(plain_key)) or api_key is None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

@@ -1,0 +1,39 @@
+"""Builders of the webhook bodies of events.schema.json: exactly these keys, nothing added."""
+
+from .models import Room
+
+
+def conference_created(room: Room) -> dict:
+    return {"event": "conference.created", "app_id": room.app.app_id, "room_id": room.room_id, "name": room.name}
+
+
+def conference_destroyed(room: Room) -> dict:
+    return {"event": "conference.destroyed", "app_id": room.app.app_id, "room_id": room.room_id}
+
+
+def play_stopped(room: Room, operation_id: str) -> dict:
+    return {"event": "conference.play.stopped", "room_id": room.room_id, "operation_id": operation_id}
+
+
+def member_left(room: Room, session_uuid: str, caller_id: str, reason: str) -> dict:
+    return {
+        "event": "conference.member.left",
+        "session_uuid": session_uuid,
+        "room_id": room.room_id,
+        "reason": reason,
+        "caller_id": caller_id,
+    }
+
+
+def command_result(
+    *, operation_id: str, command_uid: str, session_uuid: str, command: str, error: str | None
+) -> dict:
+    return {
+        "event": "command.result",
+        "operation_id": operation_id,
+        "command_uid": command_uid,
+        "session_uuid": session_uuid,
+        "command": command,
+        "success": error is None,
+        "error": error,
+    }

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from conferences.api import health
+
+urlpatterns = [
+    path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
+    path("api/v1/", include("conferences.api.urls")),
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+]
+
+handler400 = "conferences.api.errors.bad_request"
+handler403 = "conferences.api.errors.permission_denied"
+handler404 = "conferences.api.errors.page_not_found"
+handler500 = "conferences.api.errors.server_error"
