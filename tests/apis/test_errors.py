@@ -1,0 +1,67 @@
+"""Every error, ours, DRF's or Django's, has the shape {"success", "error", "code", "detail"}."""
+
+import pytest
+from django.core.cache import cache
+from django.test import Client, override_settings
+
+from conferences.api.auth import AppRateThrottle
+from tests.conftest import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+def test_malformed_json_answers_400(api):
+    response = api.post("/api/v1/conferences", data='{"name": ', content_type="application/json")
+    body = assert_error(response, 400, "invalid")
+    assert "body" in body["detail"]
+
+
+@pytest.mark.parametrize("raw", ["[]", '"name"', "3", "null", '{"name": NaN}'])
+def test_body_that_is_not_a_json_object_answers_400(api, raw):
+    response = api.post("/api/v1/conferences", data=raw, content_type="application/json")
+    assert_error(response, 400, "invalid")
+
+
+def test_unsupported_media_type_answers_415(api):
+    response = api.post("/api/v1/conferences", data="name=x", content_type="application/x-www-form-urlencoded")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_unknown_method_answers_405(api):
+    assert_error(api.put("/api/v1/conferences", {}, format="json"), 405, "method_not_allowed")
+    assert_error(api.patch("/api/v1/conferences/some-room", {}, format="json"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/nothing", "/api/v1/conferences/", "/api/v2/conferences"])
+def test_unknown_url_answers_404(api, path):
+    assert_error(api.get(path), 404, "not_found")
+
+
+def test_not_acceptable_answers_406(api):
+    assert_error(api.get("/api/v1/conferences", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
+
+
+def test_rate_limit_answers_429_with_retry_after(api, monkeypatch):
+    monkeypatch.setattr(AppRateThrottle, "THROTTLE_RATES", {"app": "3/minute"})
+    cache.clear()
+    try:
+        for _ in range(3):
+            assert api.get("/api/v1/conferences").status_code == 200
+        response = api.get("/api/v1/conferences")
+        assert_error(response, 429, "rate_limited")
+        assert 1 <= int(response.headers["Retry-After"]) <= 61
+    finally:
+        cache.clear()
+
+
+@override_settings(ROOT_URLCONF="tests.error_urls", DEBUG=False)
+@pytest.mark.parametrize("path", ["/fail/django", "/fail/api"])
+def test_unhandled_error_answers_500(path):
+    response = Client(raise_request_exception=False).get(path)
+    body = assert_error(response, 500, "internal_error")
+    assert "boom" not in body["error"]
+
+
+@override_settings(ALLOWED_HOSTS=["localhost"], DEBUG=False)
+def test_bad_host_answers_400_with_the_shape():
+    assert_error(Client().get("/api/v1/conferences", HTTP_HOST="evil.example"), 400, "bad_request")

@@ -1,0 +1,84 @@
+import json
+from dataclasses import dataclass
+from itertools import count
+
+import jsonschema
+import pytest
+from rest_framework.test import APIClient
+
+from conferences.actors import Actor
+from conferences.event_schema import SCHEMA_PATH
+from conferences.models import App, Event
+from conferences.services.tenants import create_app
+
+_app_numbers = count(1)
+
+
+@dataclass
+class Tenant:
+    app: App
+    api_key: str
+
+    @property
+    def headers(self) -> dict:
+        return {"X-App-ID": self.app.app_id, "X-API-Key": self.api_key}
+
+
+@pytest.fixture
+def make_tenant(db):
+    def make(app_id: str | None = None, **kwargs) -> Tenant:
+        created = create_app(
+            actor=Actor.system("tests"), app_id=app_id or f"app-{next(_app_numbers)}", **kwargs
+        )
+        return Tenant(created.app, created.api_key)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def other_tenant(make_tenant) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def client_for():
+    def make(tenant: Tenant | None) -> APIClient:
+        client = APIClient()
+        if tenant is not None:
+            client.credentials(HTTP_X_APP_ID=tenant.app.app_id, HTTP_X_API_KEY=tenant.api_key)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(client_for, tenant) -> APIClient:
+    return client_for(tenant)
+
+
+_validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def assert_valid_event(payload: dict) -> None:
+    """Round-trip through JSON and validate against events.schema.json (no extra keys)."""
+    _validator.validate(json.loads(json.dumps(payload)))
+
+
+def events_of(room_id: str) -> list[dict]:
+    return [e.payload for e in Event.objects.filter(ordering_key=room_id).order_by("id")]
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"success", "error", "code", "detail"}, body
+    assert body["success"] is False
+    assert body["code"] == code, body
+    assert isinstance(body["error"], str) and body["error"]
+    assert body["detail"] is None or isinstance(body["detail"], dict)
+    return body
