@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ConferencesConfig(AppConfig):
@@ -7,3 +8,6 @@ class ConferencesConfig(AppConfig):
 
     def ready(self):
         from .api import schema  # noqa: F401  registers the OpenAPI authentication extension
+        from .periodic import register_periodic_tasks
+
+        post_migrate.connect(register_periodic_tasks, sender=self)

@@ -3,6 +3,9 @@ from .events import Event
 from .rooms import Room
 from .sessions import CallSession, Member
 from .tenants import ApiKey, App
-from .webhooks import WebhookEndpoint
+from .webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
-__all__ = ["ApiKey", "App", "AuditEntry", "CallSession", "Event", "Member", "Room", "WebhookEndpoint"]
+__all__ = [
+    "ApiKey", "App", "AuditEntry", "CallSession", "Delivery", "DeliveryAttempt", "Event", "Member", "Room",
+    "WebhookEndpoint",
+]

@@ -1,8 +1,9 @@
 from ..models import App, Event, Room
+from .deliveries import fan_out
 
 
 def record_event(*, app: App, payload: dict, room: Room | None = None, ordering_key: str | None = None) -> Event:
-    """Store a webhook event in the caller's transaction (the outbox).
+    """Store a webhook event and its deliveries in the caller's transaction (the outbox).
 
     The caller holds the row lock of the ordering key (the room, or the session for
     command.result), which keeps ids in commit order within the key.
@@ -11,6 +12,8 @@ def record_event(*, app: App, payload: dict, room: Room | None = None, ordering_
         if room is None:
             raise ValueError("an event needs a room or an explicit ordering key")
         ordering_key = room.room_id
-    return Event.objects.create(
+    event = Event.objects.create(
         app=app, event_type=payload["event"], ordering_key=ordering_key, room=room, payload=payload
     )
+    fan_out(event)
+    return event

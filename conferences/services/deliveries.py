@@ -1,0 +1,321 @@
+"""Webhook delivery: fan-out into the outbox, per-queue claims, outcomes, re-drive, redelivery.
+
+A queue is the deliveries of one (endpoint, ordering key); only its head (lowest open id) is
+sent, so a room's events reach an endpoint in order while other rooms proceed in parallel.
+Claims are conditional UPDATEs: whatever the number of workers, one of them sends a head.
+"""
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ..actors import Actor
+from ..models import AuditEntry, Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from ..models.webhooks import DeliveryStatus
+from ..webhooks import sender
+from ..webhooks.signing import encode_body, signature_headers
+from . import audit
+
+logger = logging.getLogger(__name__)
+
+LEASE_MARGIN = timedelta(seconds=30)
+REDRIVE_GRACE = timedelta(seconds=5)  # leave fresh deliveries to their on-commit wake-up
+PRECISE_WAKE_LIMIT = 60  # retries due sooner than this also get a countdown task
+BROKER_BACKOFF_SECONDS = 5
+
+_broker_down_until = 0.0
+
+
+# --- Fan-out (inside the state change's transaction) ---------------------------------------
+
+
+def fan_out(event: Event) -> None:
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(app_id=event.app_id, enabled=True)
+        if endpoint.wants(event.event_type)
+    ]
+    if not endpoints:
+        return
+    Delivery.objects.bulk_create(
+        Delivery(event=event, endpoint=endpoint, ordering_key=event.ordering_key, next_attempt_at=event.created_at)
+        for endpoint in endpoints
+    )
+    queues = [(endpoint.pk, event.ordering_key) for endpoint in endpoints]
+    transaction.on_commit(lambda: wake_queues(queues))
+
+
+def wake_queues(queues, countdown: float | None = None) -> None:
+    """Ask a worker to deliver these queues. Best effort: when the broker is down the rows wait
+    for the re-drive, and for a few seconds no request pays for another failed publish."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return
+    from ..tasks import deliver_queue
+
+    for endpoint_id, ordering_key in queues:
+        try:
+            deliver_queue.apply_async((endpoint_id, ordering_key), countdown=countdown, retry=False)
+        except Exception:  # broker unreachable: nothing is lost, the re-drive will send it
+            _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+            logger.warning("broker unavailable; deliveries wait for the re-drive", exc_info=True)
+            return
+
+
+# --- Sending one queue ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    attempt_id: int
+    attempt_number: int
+    msg_id: str
+    payload: dict
+    endpoint_id: int
+    url: str
+    secrets: list[str]
+
+
+CLAIM_HEAD_SQL = """
+WITH head AS (
+    SELECT id FROM conferences_delivery
+    WHERE endpoint_id = %(endpoint)s AND ordering_key = %(key)s AND status IN ('pending', 'in_flight')
+    ORDER BY id LIMIT 1
+), claimed AS (
+    UPDATE conferences_delivery AS d
+    SET status = 'in_flight', attempts = d.attempts + 1, lease_expires_at = %(lease)s
+    FROM head, conferences_webhookendpoint AS ep
+    WHERE d.id = head.id AND ep.id = d.endpoint_id AND ep.enabled
+      AND ((d.status = 'pending' AND d.next_attempt_at <= %(now)s)
+           OR (d.status = 'in_flight' AND d.lease_expires_at < %(now)s))
+    RETURNING d.id, d.event_id, d.attempts
+), attempt AS (
+    INSERT INTO conferences_deliveryattempt (delivery_id, number, started_at, response_excerpt, error)
+    SELECT id, (SELECT count(*) + 1 FROM conferences_deliveryattempt WHERE delivery_id = claimed.id), %(now)s, '', ''
+    FROM claimed
+    RETURNING id, number
+)
+SELECT claimed.id, attempt.id, claimed.attempts, e.uuid, e.payload, ep.url, ep.secret, ep.previous_secret,
+       ep.previous_secret_expires_at
+FROM claimed, attempt, conferences_event AS e, conferences_webhookendpoint AS ep
+WHERE e.id = claimed.event_id AND ep.id = %(endpoint)s
+"""
+
+
+def claim_head(*, endpoint_id: int, ordering_key: str, now: datetime) -> Claim | None:
+    """Take the queue's head when it is due and nobody holds it; record the attempt first."""
+    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS) + LEASE_MARGIN
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_HEAD_SQL, {"endpoint": endpoint_id, "key": ordering_key, "now": now, "lease": lease})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    delivery_id, attempt_id, attempts, event_uuid, payload, url, secret, previous, previous_expires = row
+    secrets = [secret] + ([previous] if previous and previous_expires and previous_expires > now else [])
+    return Claim(
+        delivery_id=delivery_id,
+        attempt_id=attempt_id,
+        attempt_number=attempts,
+        msg_id=f"msg_{event_uuid.hex}",
+        payload=payload if isinstance(payload, dict) else json.loads(payload),
+        endpoint_id=endpoint_id,
+        url=url,
+        secrets=secrets,
+    )
+
+
+def retry_delay(attempts: int) -> float | None:
+    """Seconds before the next try after `attempts` failed ones (±20% jitter); None: give up."""
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    if attempts > len(schedule):
+        return None
+    return schedule[attempts - 1] * random.uniform(0.8, 1.2)
+
+
+FINISH_SQL = """
+WITH attempt AS (
+    UPDATE conferences_deliveryattempt
+    SET duration_ms = %(duration)s, status_code = %(code)s, response_excerpt = %(excerpt)s, error = %(error)s
+    WHERE id = %(attempt)s
+)
+UPDATE conferences_delivery
+SET status = %(status)s, next_attempt_at = %(next)s, lease_expires_at = NULL, completed_at = %(completed)s,
+    last_status_code = %(code)s, last_error = %(error)s
+WHERE id = %(delivery)s AND status = 'in_flight' AND attempts = %(attempts)s
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    retry_in: float | None  # seconds, when status is pending
+
+
+def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) -> Outcome:
+    """Record the outcome: delivered, retry (pending again) or failed. 410 disables the endpoint."""
+    retry_in = None
+    if result.ok:
+        status = DeliveryStatus.DELIVERED
+    elif result.status_code == 410:
+        status = DeliveryStatus.FAILED
+    else:
+        retry_in = retry_delay(claim.attempt_number)
+        status = DeliveryStatus.FAILED if retry_in is None else DeliveryStatus.PENDING
+    error = result.error or ("" if result.ok else f"HTTP {result.status_code}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            FINISH_SQL,
+            {
+                "duration": result.duration_ms,
+                "code": result.status_code,
+                "excerpt": result.excerpt,
+                "error": error,
+                "attempt": claim.attempt_id,
+                "status": status,
+                "next": now + timedelta(seconds=retry_in or 0),
+                "completed": None if status == DeliveryStatus.PENDING else now,
+                "delivery": claim.delivery_id,
+                "attempts": claim.attempt_number,
+            },
+        )
+    if result.status_code == 410:
+        endpoint = WebhookEndpoint.objects.select_related("app").get(pk=claim.endpoint_id)
+        disable_endpoint(
+            actor=Actor.system("webhook-delivery"), endpoint=endpoint, reason="The receiver answered 410 Gone"
+        )
+    return Outcome(status, retry_in)
+
+
+def deliver_queue(*, endpoint_id: int, ordering_key: str, limit: int = 100) -> int:
+    """Send the queue's due heads one after another; returns how many attempts were made."""
+    for sent in range(limit):
+        claim = claim_head(endpoint_id=endpoint_id, ordering_key=ordering_key, now=timezone.now())
+        if claim is None:
+            return sent
+        body = encode_body(claim.payload)
+        headers = signature_headers(msg_id=claim.msg_id, timestamp=timezone.now(), body=body, secrets=claim.secrets)
+        outcome = finish_attempt(claim, sender.post(claim.url, body=body, headers=headers), now=timezone.now())
+        if outcome.status == DeliveryStatus.PENDING:
+            # The head waits for its retry, and the rest of the queue behind it.
+            if outcome.retry_in <= PRECISE_WAKE_LIMIT:
+                wake_queues([(endpoint_id, ordering_key)], countdown=outcome.retry_in)
+            return sent + 1
+    wake_queues([(endpoint_id, ordering_key)])  # more to send: let other queues have a turn first
+    return limit
+
+
+# --- Safety net and staff actions ----------------------------------------------------------
+
+REDRIVE_SQL = """
+SELECT endpoint_id, ordering_key FROM (
+    SELECT DISTINCT ON (endpoint_id, ordering_key) endpoint_id, ordering_key, status, next_attempt_at,
+           lease_expires_at
+    FROM conferences_delivery
+    WHERE status IN ('pending', 'in_flight')
+    ORDER BY endpoint_id, ordering_key, id
+) AS heads
+WHERE (status = 'pending' AND next_attempt_at <= %(due_before)s) OR (status = 'in_flight' AND lease_expires_at < %(now)s)
+LIMIT %(limit)s
+"""
+
+
+def redrive(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Wake every queue whose head is due and not in flight (a lost broker message, a worker
+    killed mid-send). Duplicated wake-ups are harmless: claims are atomic."""
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(REDRIVE_SQL, {"due_before": now - REDRIVE_GRACE, "now": now, "limit": limit})
+        queues = cursor.fetchall()
+    wake_queues(queues)
+    return len(queues)
+
+
+def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) -> None:
+    """Stop sending to an endpoint; its waiting deliveries fail (they can be redelivered)."""
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason)
+        failed = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.FAILED, completed_at=timezone.now(), last_error="endpoint disabled"
+        )
+        audit.record(
+            actor=actor,
+            action="webhook_endpoint.disable",
+            app_id=endpoint.app.app_id,
+            detail={"endpoint_id": endpoint.pk, "reason": reason, "deliveries_failed": failed},
+        )
+    endpoint.enabled, endpoint.disabled_reason = False, reason
+
+
+def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=True, disabled_reason="")
+        audit.record(
+            actor=actor, action="webhook_endpoint.enable", app_id=endpoint.app.app_id,
+            detail={"endpoint_id": endpoint.pk},
+        )
+    endpoint.enabled, endpoint.disabled_reason = True, ""
+
+
+def _reopen(deliveries) -> list[tuple[int, str]]:
+    rows = list(deliveries.select_for_update().values_list("pk", "endpoint_id", "ordering_key"))
+    Delivery.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+        status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=timezone.now(), completed_at=None,
+        lease_expires_at=None,
+    )
+    return sorted({(endpoint_id, key) for _, endpoint_id, key in rows})
+
+
+def redeliver(*, actor: Actor, delivery: Delivery) -> None:
+    """Send a delivered or failed delivery again, with a new round of retries."""
+    with transaction.atomic():
+        queues = _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status__in=["pending", "in_flight"]))
+        audit.record(
+            actor=actor,
+            action="webhook_delivery.redeliver",
+            outcome="ok" if queues else "already_open",
+            app_id=delivery.endpoint.app.app_id,
+            detail={"delivery_id": delivery.pk, "endpoint_id": delivery.endpoint_id},
+        )
+        transaction.on_commit(lambda: wake_queues(queues))
+
+
+def redeliver_failed(*, actor: Actor, endpoint: WebhookEndpoint, since: datetime) -> int:
+    """Send again every failed delivery of an endpoint created since `since`."""
+    with transaction.atomic():
+        deliveries = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since)
+        count = deliveries.count()
+        queues = _reopen(deliveries)
+        audit.record(
+            actor=actor,
+            action="webhook_delivery.redeliver_failed",
+            app_id=endpoint.app.app_id,
+            detail={"endpoint_id": endpoint.pk, "since": since.isoformat(), "count": count},
+        )
+        transaction.on_commit(lambda: wake_queues(queues))
+    return count
+
+
+def prune(*, now: datetime | None = None, batch: int = 10_000) -> dict[str, int]:
+    """Delete delivery attempts and audit entries older than their retention, in batches."""
+    now = now or timezone.now()
+    removed = {}
+    for name, model, field, days in (
+        ("attempts", DeliveryAttempt, "started_at", settings.WEBHOOK_ATTEMPT_RETENTION_DAYS),
+        ("audit", AuditEntry, "occurred_at", settings.AUDIT_RETENTION_DAYS),
+    ):
+        cutoff = now - timedelta(days=days)
+        removed[name] = 0
+        while True:
+            ids = list(model.objects.filter(**{f"{field}__lt": cutoff}).values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            removed[name] += model.objects.filter(pk__in=ids).delete()[0]
+    return removed
