@@ -1,0 +1,33 @@
+import pytest
+from django.test import override_settings
+
+from project.celery import app as celery_app
+from tests.support.receiver import Receiver
+from tests.support.worker import WORKER_ENV, WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One real worker for the session's flow tests (transactional tests only: it sees commits)."""
+    celery_app.control.purge()
+    worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def like_the_worker():
+    """This process's settings as the worker has them (loopback receivers allowed, short retries)."""
+    with override_settings(
+        WEBHOOK_ALLOW_PRIVATE=True,
+        WEBHOOK_RETRY_SCHEDULE=[float(x) for x in WORKER_ENV["WEBHOOK_RETRY_SCHEDULE"].split(",")],
+        WEBHOOK_TIMEOUT_SECONDS=float(WORKER_ENV["WEBHOOK_TIMEOUT_SECONDS"]),
+    ):
+        yield

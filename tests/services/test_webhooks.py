@@ -1,0 +1,154 @@
+import socket
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from conferences.actors import Actor
+from conferences.errors import ServiceError
+from conferences.models import AuditEntry, Delivery, DeliveryAttempt, WebhookEndpoint
+from conferences.services import deliveries
+from conferences.services.rooms import create_room
+from conferences.services.webhooks import create_endpoint
+from conferences.webhooks.signing import encode_body
+from conferences.webhooks.ssrf import check_webhook_url, is_public
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.django_db
+SYSTEM = Actor.system("tests")
+
+PRIVATE_URLS = [
+    "http://127.0.0.1/hook",
+    "http://10.0.0.1/hook",
+    "http://169.254.169.254/latest/meta-data",
+    "http://[::1]/hook",
+    "http://localhost:8000/hook",  # a name resolving to a private address
+    "http://0.0.0.0/hook",
+    "http://192.168.1.10/hook",
+    "http://172.16.0.1/hook",
+    "http://100.64.0.1/hook",
+    "http://224.0.0.1/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://[fe80::1]/hook",
+    "http://[fc00::1]/hook",
+    "http://240.0.0.1/hook",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+def test_private_addresses_are_refused_when_saved(tenant, url):
+    with pytest.raises(ServiceError) as refused:
+        create_endpoint(actor=SYSTEM, app=tenant.app, url=url)
+    assert refused.value.code == "invalid"
+    assert "public" in refused.value.detail["url"][0]
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["ftp://93.184.216.34/x", "http:///x", "https://user:pw@93.184.216.34/", "not a url"])
+def test_malformed_urls_are_refused(tenant, url):
+    with pytest.raises(ServiceError):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url=url)
+
+
+def test_public_addresses_are_accepted(tenant):
+    assert check_webhook_url("https://93.184.216.34/hooks") is None
+    assert check_webhook_url("http://[2606:2800:220:1:248:1893:25c8:1946]/hooks") is None
+    assert is_public("8.8.8.8") and not is_public("::ffff:10.0.0.1")
+
+
+@override_settings(WEBHOOK_ALLOW_PRIVATE=True)
+def test_allow_private_lets_loopback_through(tenant):
+    endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    assert endpoint.secret.startswith("whsec_")
+
+
+def test_unknown_event_types_are_refused(tenant):
+    with pytest.raises(ServiceError) as refused:
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="https://93.184.216.34/", event_types=["conference.exploded"])
+    assert "event_types" in refused.value.detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_time_check_blocks_a_name_that_now_resolves_privately(tenant, monkeypatch):
+    """Saved while allowed; at send time the guard re-resolves and refuses before connecting."""
+    receiver = Receiver()
+    try:
+        with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+            endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url.replace("127.0.0.1", "localhost"))
+        monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)  # this test sends itself
+        room = create_room(actor=SYSTEM, app=tenant.app, name="rebound")
+        deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
+        attempt = DeliveryAttempt.objects.get()
+        assert attempt.error.startswith("blocked:")
+        assert attempt.status_code is None
+        assert receiver.received == []
+        assert Delivery.objects.get().status == "pending"  # retried later, like any failure
+    finally:
+        receiver.close()
+
+
+def test_fan_out_follows_the_event_filter_and_enabled_flag(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        everything = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/all")
+        only_destroyed = create_endpoint(
+            actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/d", event_types=["conference.destroyed"]
+        )
+        disabled = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/off")
+    WebhookEndpoint.objects.filter(pk=disabled.pk).update(enabled=False)
+    room = create_room(actor=SYSTEM, app=tenant.app, name="filtered")
+    assert list(Delivery.objects.values_list("endpoint_id", "ordering_key")) == [(everything.pk, room.room_id)]
+    assert only_destroyed.wants("conference.destroyed") and not only_destroyed.wants("conference.created")
+
+
+def test_default_retry_schedule_spans_more_than_a_day_with_jitter():
+    from django.conf import settings
+
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    assert schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]
+    assert sum(schedule) >= 24 * 3600  # about 27 h before jitter
+    for attempt, base in enumerate(schedule, start=1):
+        delays = {deliveries.retry_delay(attempt) for _ in range(50)}
+        assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
+        assert len(delays) > 1
+    assert deliveries.retry_delay(len(schedule) + 1) is None
+
+
+def test_body_is_exactly_the_schema_keys_in_schema_order():
+    payload = {"room_id": "r", "name": "n", "app_id": "a", "event": "conference.created"}
+    assert encode_body(payload) == '{"event":"conference.created","app_id":"a","room_id":"r","name":"n"}'
+
+
+def test_pruning_removes_only_what_is_past_retention(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    create_room(actor=SYSTEM, app=tenant.app, name="pruned")
+    delivery = Delivery.objects.get()
+    old = DeliveryAttempt.objects.create(delivery=delivery, number=1, started_at=timezone.now() - timedelta(days=31))
+    recent = DeliveryAttempt.objects.create(delivery=delivery, number=2, started_at=timezone.now() - timedelta(days=29))
+    old_audit = AuditEntry.objects.create(
+        actor_kind="system", actor="tests", action="x", outcome="ok", occurred_at=timezone.now() - timedelta(days=91)
+    )
+    audit_count = AuditEntry.objects.count()
+
+    removed = deliveries.prune()
+
+    assert removed == {"attempts": 1, "audit": 1}
+    assert list(DeliveryAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not AuditEntry.objects.filter(pk=old_audit.pk).exists()
+    assert AuditEntry.objects.count() == audit_count - 1
+    assert not DeliveryAttempt.objects.filter(pk=old.pk).exists()
+
+
+def test_periodic_tasks_are_registered_and_never_overwritten():
+    from django_celery_beat.models import PeriodicTask
+
+    from conferences.periodic import PERIODIC_TASKS, register_periodic_tasks
+
+    tasks = {task.name: task for task in PeriodicTask.objects.filter(name__in=PERIODIC_TASKS)}
+    assert set(tasks) == set(PERIODIC_TASKS)
+    assert tasks["Webhook delivery re-drive"].task == "conferences.tasks.redrive_deliveries"
+    PeriodicTask.objects.filter(name="History pruning").update(enabled=False)  # staff tuned it
+    register_periodic_tasks()
+    assert PeriodicTask.objects.get(name="History pruning").enabled is False
+    assert PeriodicTask.objects.filter(name__in=PERIODIC_TASKS).count() == len(PERIODIC_TASKS)
