@@ -29,27 +29,33 @@ class WebhookEndpoint(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending"
-    IN_FLIGHT = "in_flight"
+    PENDING = "pending"  # in flight while its lease runs (lease_expires_at in the future)
     DELIVERED = "delivered"
     FAILED = "failed"
 
 
-OPEN_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
-
-
 class Delivery(models.Model):
     """One event to one endpoint. Deliveries sharing (endpoint, ordering_key) form a queue that
-    is sent head first: the lowest id that is pending or in flight."""
+    is sent head first: the lowest pending id.
 
-    event = models.ForeignKey("conferences.Event", on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    A claim only sets the lease and the counters, never `status` or an indexed column, so
+    PostgreSQL updates the row in place (HOT) without touching the indexes: the send path
+    costs two index updates per event instead of twelve.
+    """
+
+    # Both foreign keys are covered by composite indexes below; no separate index for them.
+    event = models.ForeignKey("conferences.Event", on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     ordering_key = models.CharField(max_length=80)
     status = models.CharField(max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    # Attempts in the current round; a redelivery starts a new round (attempt rows keep them all).
+    # Attempts in the current round; a redelivery starts a new round.
     attempts = models.PositiveIntegerField(default=0)
+    # Attempts over all rounds: the number of the next attempt record.
+    total_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    # While in flight: when another worker may take it over (a worker that died mid-send).
+    # Set while a worker sends it; once past, another worker may take it over (one that died).
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -62,18 +68,25 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_endpoint"),
         ]
         indexes = [
-            # The head of a queue: lowest open id for (endpoint, ordering_key); also re-drive's scan.
+            # The head of a queue: lowest pending id for (endpoint, ordering_key); re-drive's scan.
             models.Index(
                 fields=["endpoint", "ordering_key", "id"],
-                condition=models.Q(status__in=["pending", "in_flight"]),
-                name="delivery_open_queue",
+                condition=models.Q(status="pending"),
+                name="delivery_pending_queue",
             ),
             # Admin: an endpoint's deliveries by status, newest first; bulk redelivery of failures.
             models.Index(fields=["endpoint", "status", "-id"], name="delivery_by_endpoint_status"),
         ]
 
     def __str__(self) -> str:
-        return f"delivery #{self.pk} ({self.status})"
+        return f"delivery #{self.pk} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        """pending, in flight, delivered or failed."""
+        if self.status == DeliveryStatus.PENDING and self.lease_expires_at and self.lease_expires_at > timezone.now():
+            return "in flight"
+        return self.status
 
 
 class DeliveryAttempt(models.Model):

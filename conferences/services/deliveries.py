@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -72,6 +73,16 @@ def wake_queues(queues, countdown: float | None = None) -> None:
 # --- Sending one queue ---------------------------------------------------------------------
 
 
+def _execute_prepared(sql: str, params: dict):
+    """Run one of the hot delivery statements as a server-side prepared statement: planning
+    these CTEs costs more than running them (1.2 ms against 0.5 ms), and Django's cursors bind
+    on the client and cannot prepare. It shares Django's connection and transaction."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone() if cursor.description else None
+
+
 @dataclass(frozen=True)
 class Claim:
     delivery_id: int
@@ -87,21 +98,19 @@ class Claim:
 CLAIM_HEAD_SQL = """
 WITH head AS (
     SELECT id FROM conferences_delivery
-    WHERE endpoint_id = %(endpoint)s AND ordering_key = %(key)s AND status IN ('pending', 'in_flight')
+    WHERE endpoint_id = %(endpoint)s AND ordering_key = %(key)s AND status = 'pending'
     ORDER BY id LIMIT 1
 ), claimed AS (
     UPDATE conferences_delivery AS d
-    SET status = 'in_flight', attempts = d.attempts + 1, lease_expires_at = %(lease)s
+    SET attempts = d.attempts + 1, total_attempts = d.total_attempts + 1, lease_expires_at = %(lease)s
     FROM head, conferences_webhookendpoint AS ep
-    WHERE d.id = head.id AND ep.id = d.endpoint_id AND ep.enabled
-      AND ((d.status = 'pending' AND d.next_attempt_at <= %(now)s)
-           OR (d.status = 'in_flight' AND d.lease_expires_at < %(now)s))
-    RETURNING d.id, d.event_id, d.attempts
+    WHERE d.id = head.id AND ep.id = d.endpoint_id AND ep.enabled AND d.status = 'pending'
+      AND d.next_attempt_at <= %(now)s AND (d.lease_expires_at IS NULL OR d.lease_expires_at < %(now)s)
+    RETURNING d.id, d.event_id, d.attempts, d.total_attempts
 ), attempt AS (
     INSERT INTO conferences_deliveryattempt (delivery_id, number, started_at, response_excerpt, error)
-    SELECT id, (SELECT count(*) + 1 FROM conferences_deliveryattempt WHERE delivery_id = claimed.id), %(now)s, '', ''
-    FROM claimed
-    RETURNING id, number
+    SELECT id, total_attempts, %(now)s, '', '' FROM claimed
+    RETURNING id
 )
 SELECT claimed.id, attempt.id, claimed.attempts, e.uuid, e.payload, ep.url, ep.secret, ep.previous_secret,
        ep.previous_secret_expires_at
@@ -113,9 +122,7 @@ WHERE e.id = claimed.event_id AND ep.id = %(endpoint)s
 def claim_head(*, endpoint_id: int, ordering_key: str, now: datetime) -> Claim | None:
     """Take the queue's head when it is due and nobody holds it; record the attempt first."""
     lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS) + LEASE_MARGIN
-    with connection.cursor() as cursor:
-        cursor.execute(CLAIM_HEAD_SQL, {"endpoint": endpoint_id, "key": ordering_key, "now": now, "lease": lease})
-        row = cursor.fetchone()
+    row = _execute_prepared(CLAIM_HEAD_SQL, {"endpoint": endpoint_id, "key": ordering_key, "now": now, "lease": lease})
     if row is None:
         return None
     delivery_id, attempt_id, attempts, event_uuid, payload, url, secret, previous, previous_expires = row
@@ -149,7 +156,7 @@ WITH attempt AS (
 UPDATE conferences_delivery
 SET status = %(status)s, next_attempt_at = %(next)s, lease_expires_at = NULL, completed_at = %(completed)s,
     last_status_code = %(code)s, last_error = %(error)s
-WHERE id = %(delivery)s AND status = 'in_flight' AND attempts = %(attempts)s
+WHERE id = %(delivery)s AND status = 'pending' AND attempts = %(attempts)s
 """
 
 
@@ -170,22 +177,21 @@ def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) ->
         retry_in = retry_delay(claim.attempt_number)
         status = DeliveryStatus.FAILED if retry_in is None else DeliveryStatus.PENDING
     error = result.error or ("" if result.ok else f"HTTP {result.status_code}")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            FINISH_SQL,
-            {
-                "duration": result.duration_ms,
-                "code": result.status_code,
-                "excerpt": result.excerpt,
-                "error": error,
-                "attempt": claim.attempt_id,
-                "status": status,
-                "next": now + timedelta(seconds=retry_in or 0),
-                "completed": None if status == DeliveryStatus.PENDING else now,
-                "delivery": claim.delivery_id,
-                "attempts": claim.attempt_number,
-            },
-        )
+    _execute_prepared(
+        FINISH_SQL,
+        {
+            "duration": result.duration_ms,
+            "code": result.status_code,
+            "excerpt": result.excerpt,
+            "error": error,
+            "attempt": claim.attempt_id,
+            "status": str(status),
+            "next": now + timedelta(seconds=retry_in or 0),
+            "completed": None if status == DeliveryStatus.PENDING else now,
+            "delivery": claim.delivery_id,
+            "attempts": claim.attempt_number,
+        },
+    )
     if result.status_code == 410:
         endpoint = WebhookEndpoint.objects.select_related("app").get(pk=claim.endpoint_id)
         disable_endpoint(
@@ -216,13 +222,13 @@ def deliver_queue(*, endpoint_id: int, ordering_key: str, limit: int = 100) -> i
 
 REDRIVE_SQL = """
 SELECT endpoint_id, ordering_key FROM (
-    SELECT DISTINCT ON (endpoint_id, ordering_key) endpoint_id, ordering_key, status, next_attempt_at,
-           lease_expires_at
+    SELECT DISTINCT ON (endpoint_id, ordering_key) endpoint_id, ordering_key, next_attempt_at, lease_expires_at
     FROM conferences_delivery
-    WHERE status IN ('pending', 'in_flight')
+    WHERE status = 'pending'
     ORDER BY endpoint_id, ordering_key, id
 ) AS heads
-WHERE (status = 'pending' AND next_attempt_at <= %(due_before)s) OR (status = 'in_flight' AND lease_expires_at < %(now)s)
+WHERE (lease_expires_at IS NULL AND next_attempt_at <= %(due_before)s)
+   OR lease_expires_at < %(now)s  -- claimed by a worker that never finished
 LIMIT %(limit)s
 """
 
@@ -276,7 +282,7 @@ def _reopen(deliveries) -> list[tuple[int, str]]:
 def redeliver(*, actor: Actor, delivery: Delivery) -> None:
     """Send a delivered or failed delivery again, with a new round of retries."""
     with transaction.atomic():
-        queues = _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status__in=["pending", "in_flight"]))
+        queues = _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PENDING))
         audit.record(
             actor=actor,
             action="webhook_delivery.redeliver",

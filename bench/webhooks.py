@@ -1,0 +1,134 @@
+"""Webhook delivery: throughput against the raw limit, and latency at a steady 200 events/s.
+
+- raw limit: the receiver driven by a bare keep-alive httpx client at the worker's concurrency;
+- throughput: 5,000 events over 100 rooms already in the outbox, one worker process
+  (threads pool), from the wake-up to the last receipt;
+- latency: events committed at 200/s over 100 rooms for 10 s; commit → receipt p50/p99.
+Targets (issue 3): throughput ≥ 50% of the raw limit; p99 < 250 ms at 200 events/s.
+"""
+
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from . import receiver as bench_receiver
+from .setup import start_worker, stop, use_fresh_database
+
+EVENTS, ROOMS, CONCURRENCY = 5000, 100, 8
+PACED_RATE, PACED_SECONDS = 200, 10
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def raw_limit(url: str, body: str) -> float:
+    """Requests/s of a bare keep-alive httpx client, CONCURRENCY threads sharing one pool."""
+    client = httpx.Client(limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY))
+    per_thread = EVENTS // CONCURRENCY
+    headers = {"content-type": "application/json", "webhook-id": "raw"}
+
+    def run():
+        for _ in range(per_thread):
+            client.post(url, content=body, headers=headers).raise_for_status()
+
+    threads = [threading.Thread(target=run) for _ in range(CONCURRENCY)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    client.close()
+    return per_thread * CONCURRENCY / elapsed
+
+
+def receipts(base: str) -> list:
+    return httpx.get(f"{base}/stats", timeout=30).json()
+
+
+def wait_for_receipts(base: str, count: int, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = receipts(base)
+        if len(got) >= count:
+            return got
+        time.sleep(0.05)
+    raise RuntimeError(f"only {len(receipts(base))} of {count} events arrived within {timeout} s")
+
+
+def main() -> None:
+    use_fresh_database()
+    from django.db import transaction
+
+    from conferences import webhook_events
+    from conferences.actors import Actor
+    from conferences.models import Delivery
+    from conferences.services import deliveries
+    from conferences.services.events import record_event
+    from conferences.services.rooms import create_room, lock_live_room
+    from conferences.services.tenants import create_app
+
+    receiver_process, base = bench_receiver.start()
+    actor = Actor.system("bench")
+    app = create_app(actor=actor, app_id="bench", webhook_url=f"{base}/hooks").app
+    rooms = [create_room(actor=actor, app=app, name=f"room{i}") for i in range(ROOMS)]
+    sample_body = json.dumps(webhook_events.play_stopped(rooms[0], "00000000-0000-4000-8000-000000000000"))
+
+    def write_event(room, n):
+        with transaction.atomic():
+            locked = lock_live_room(app=app, room_id=room.room_id)
+            event = record_event(app=app, room=locked, payload=webhook_events.play_stopped(locked, f"op-{n}"))
+        return event
+
+    raw_before = raw_limit(f"{base}/hooks", sample_body)
+    httpx.post(f"{base}/reset")
+
+    # Throughput: fill the outbox with no worker running, then wake every queue at once.
+    deliveries._broker_down_until = float("inf")  # keep the on-commit wake-ups from publishing
+    Delivery.objects.all().delete()
+    for n in range(EVENTS):
+        write_event(rooms[n % ROOMS], n)
+    deliveries._broker_down_until = 0.0
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    worker = start_worker(CONCURRENCY, workdir / "worker.log")
+    try:
+        time.sleep(3)  # let the worker connect before the clock starts
+        started = time.time()
+        deliveries.wake_queues([(app.webhook_endpoints.get().pk, room.room_id) for room in rooms])
+        got = wait_for_receipts(base, EVENTS, timeout=300)
+        throughput = EVENTS / (max(t for t, _ in got) - started)
+
+        # Latency at a steady rate.
+        httpx.post(f"{base}/reset")
+        committed = {}
+        total = PACED_RATE * PACED_SECONDS
+        begin = time.monotonic()
+        for n in range(total):
+            target = begin + n / PACED_RATE
+            pause = target - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            event = write_event(rooms[n % ROOMS], EVENTS + n)
+            committed[event.webhook_id] = time.time()
+        got = wait_for_receipts(base, total, timeout=120)
+        latencies = [(t - committed[msg_id]) * 1000 for t, msg_id in got if msg_id in committed]
+    finally:
+        stop(worker)
+    # The raw limit is measured before and after; the ratio is taken against the higher one.
+    raw_after = raw_limit(f"{base}/hooks", sample_body)
+    receiver_process.terminate()
+    raw = max(raw_before, raw_after)
+
+    ratio = throughput / raw
+    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    print("webhook delivery (one worker process, threads pool, concurrency %d)" % CONCURRENCY)
+    print(f"  raw limit (bare httpx, keep-alive)   {raw:8.0f} requests/s (before {raw_before:.0f}, after {raw_after:.0f})")
+    print(f"  delivery throughput, {EVENTS} events  {throughput:8.0f} events/s   = {ratio:.0%} of raw (target >= 50%)")
+    print(f"  latency at {PACED_RATE} events/s, commit -> receipt: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)")
