@@ -9,6 +9,8 @@ from datetime import timedelta
 PERIODIC_TASKS = {
     # name: (task, every)
     "Webhook delivery re-drive": ("conferences.tasks.redrive_deliveries", timedelta(seconds=2)),
+    "Join timeouts": ("conferences.tasks.expire_due_joins", timedelta(seconds=1)),
+    "Orphan sessions": ("conferences.tasks.expire_orphans", timedelta(seconds=10)),
     "History pruning": ("conferences.tasks.prune_history", timedelta(hours=1)),
 }
 

@@ -3,7 +3,7 @@
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from .errors import NotFound
-from .models import App, Member, Room
+from .models import App, CallSession, Member, Room
 from .models.sessions import ACTIVE_MEMBER_STATES
 
 _ACTIVE = Q(memberships__state__in=ACTIVE_MEMBER_STATES)
@@ -37,3 +37,12 @@ def live_room(*, app: App, room_id: str) -> Room:
     if room is None:
         raise NotFound("Conference not found")
     return room
+
+
+def session_with_membership(*, app: App, session_uuid: str) -> tuple[CallSession, Member | None]:
+    """The app's session and its active membership (None when in no room), or NotFound."""
+    session = CallSession.objects.filter(app=app, session_uuid=session_uuid).first()
+    if session is None:
+        raise NotFound("Session not found")
+    member = session.memberships.filter(state__in=ACTIVE_MEMBER_STATES).select_related("room").first()
+    return session, member

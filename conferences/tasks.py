@@ -2,7 +2,10 @@
 
 from celery import shared_task
 
-from .services import deliveries
+from .actors import Actor
+from .services import commands, deliveries, engine_commands, engine_events, members, sessions
+
+SWEEPER = Actor.system("sweeper")
 
 
 @shared_task(ignore_result=True, acks_late=True)
@@ -17,4 +20,34 @@ def redrive_deliveries() -> int:
 
 @shared_task(ignore_result=True)
 def prune_history() -> dict:
-    return deliveries.prune()
+    removed = deliveries.prune()
+    removed["command_records"] = commands.prune_command_records()
+    return removed
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def engine_command(command: str, arguments: dict) -> None:
+    engine_commands.run(command, arguments)
+
+
+@shared_task(ignore_result=True)
+def sim_report(report: dict) -> None:
+    """The simulated engine reporting back, through the same handler as the ingress."""
+    from django.conf import settings
+
+    engine_events.handle(report, actor=Actor.engine(settings.NODE_HASH))
+
+
+@shared_task(ignore_result=True)
+def expire_join(member_id: int) -> bool:
+    return members.expire_join(member_id=member_id, actor=SWEEPER)
+
+
+@shared_task(ignore_result=True)
+def expire_due_joins() -> int:
+    return members.expire_due_joins(actor=SWEEPER)
+
+
+@shared_task(ignore_result=True)
+def expire_orphans() -> int:
+    return sessions.sweep_orphans(actor=SWEEPER)

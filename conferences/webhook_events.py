@@ -37,3 +37,19 @@ def command_result(
         "success": error is None,
         "error": error,
     }
+
+
+def _member(event: str, room: Room, session_uuid: str, caller_id: str) -> dict:
+    return {"event": event, "session_uuid": session_uuid, "room_id": room.room_id, "caller_id": caller_id}
+
+
+def member_joined(room: Room, session_uuid: str, caller_id: str) -> dict:
+    return _member("conference.member.joined", room, session_uuid, caller_id)
+
+
+def member_muted(room: Room, session_uuid: str, caller_id: str) -> dict:
+    return _member("conference.member.muted", room, session_uuid, caller_id)
+
+
+def member_unmuted(room: Room, session_uuid: str, caller_id: str) -> dict:
+    return _member("conference.member.unmuted", room, session_uuid, caller_id)

@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 
 from .. import selectors
 from ..ids import ROOM_NAME_RE
+from ..services import members as member_services
 from ..services import rooms as room_services
 from .auth import actor_of
 from .fields import StrictCharField
@@ -95,4 +96,23 @@ class RoomDetailApi(APIView):
     )
     def delete(self, request, room_id: str):
         room_services.destroy_room(actor=actor_of(request), app=request.user, room_id=room_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoomMembersApi(APIView):
+    @extend_schema(operation_id="conferences_members_list", responses={200: MemberOutput(many=True)})
+    def get(self, request, room_id: str):
+        room = selectors.live_room(app=request.user, room_id=room_id)
+        return Response(MemberOutput(room.current_members, many=True).data)
+
+
+class RoomMemberApi(APIView):
+    @extend_schema(
+        operation_id="conferences_members_kick",
+        responses={204: None},
+        description="Kick: `conference.member.left` with reason `removed` (a pending join fails with "
+        "`cancelled`). 404 when the session is not a member.",
+    )
+    def delete(self, request, room_id: str, session_uuid: str):
+        member_services.kick(actor=actor_of(request), app=request.user, room_id=room_id, session_uuid=session_uuid)
         return Response(status=status.HTTP_204_NO_CONTENT)

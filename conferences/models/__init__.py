@@ -1,11 +1,11 @@
 from .audit import AuditEntry
 from .events import Event
 from .rooms import Room
-from .sessions import CallSession, Member
+from .sessions import CallSession, CommandRecord, Member
 from .tenants import ApiKey, App
 from .webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
 __all__ = [
-    "ApiKey", "App", "AuditEntry", "CallSession", "Delivery", "DeliveryAttempt", "Event", "Member", "Room",
+    "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "Event", "Member", "Room",
     "WebhookEndpoint",
 ]

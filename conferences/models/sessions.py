@@ -83,3 +83,24 @@ class Member(models.Model):
                 fields=["join_deadline_at"], condition=Q(state="joining"), name="member_joining_deadline"
             ),
         ]
+
+
+class CommandRecord(models.Model):
+    """The first accepted response to a session command sent with a `command_uid`, so a repeat
+    within 24 hours returns it and runs nothing."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    session_uuid = models.CharField(max_length=64)
+    command_uid = models.CharField(max_length=128)
+    command = models.CharField(max_length=32)
+    response = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session_uuid", "command_uid"], name="command_uid_once_per_session"),
+        ]
+        indexes = [
+            # Pruning after 24 hours.
+            models.Index(fields=["created_at"], name="command_record_created_at"),
+        ]

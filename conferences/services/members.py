@@ -1,11 +1,164 @@
+"""Sessions in rooms: join, leave, mute, kick, the engine's confirmations, timeouts, hang-ups.
+
+Locks are taken in one order, session → room → member, so these never deadlock each other;
+room-first paths (kick, room deletion) lock no session. Member events are keyed by the room,
+`command.result` by the session.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from .. import webhook_events
 from ..actors import Actor
-from ..models import Member
-from ..models.sessions import MemberState
+from ..errors import Conflict, NotFound
+from ..ids import mint_operation_id
+from ..models import CallSession, Member, Room
+from ..models.sessions import ACTIVE_MEMBER_STATES, MemberState, SessionState
 from . import audit
+from .engine_commands import send_on_commit
 from .events import record_event
+
+JOIN, LEAVE, MUTE, UNMUTE = "conference/join", "conference/leave", "conference/mute", "conference/unmute"
+COMMAND_TIMEOUT_MS = 2000  # leave, mute and unmute take effect at once; the engine follows
+
+
+def lock_active_session(*, app, session_uuid: str) -> CallSession:
+    session = (
+        CallSession.objects.select_for_update()
+        .filter(app=app, session_uuid=session_uuid, state=SessionState.ACTIVE)
+        .first()
+    )
+    if session is None:
+        raise NotFound("Session not found")
+    return session
+
+
+def _lock_room(room_id: int) -> Room:
+    return Room.objects.select_for_update().select_related("app").get(pk=room_id)
+
+
+def _locked_membership(session: CallSession, *, states=ACTIVE_MEMBER_STATES) -> Member | None:
+    """The session's active membership with its room and member rows locked (in that order)."""
+    member = session.memberships.filter(state__in=states).first()
+    if member is None:
+        return None
+    room = _lock_room(member.room_id)
+    member = Member.objects.select_for_update().filter(pk=member.pk, state__in=states).first()
+    if member is None:  # changed before we held the room
+        return None
+    member.room, member.session = room, session
+    return member
+
+
+def _record_command_result(*, member_or_session, app, operation_id: str, command_uid: str, command: str,
+                           error: str | None) -> None:
+    session = member_or_session.session if isinstance(member_or_session, Member) else member_or_session
+    record_event(
+        app=app,
+        ordering_key=session.session_uuid,
+        payload=webhook_events.command_result(
+            operation_id=operation_id,
+            command_uid=command_uid,
+            session_uuid=session.session_uuid,
+            command=command,
+            error=error,
+        ),
+    )
+
+
+def accepted(operation_id: str, timeout_ms: int) -> dict:
+    return {"operation_id": operation_id, "status": "in_progress", "timeout_ms": timeout_ms}
+
+
+# --- Session commands (run inside services.commands.run_command's transaction) -------------
+
+
+def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, command_uid: str) -> dict:
+    session = lock_active_session(app=app, session_uuid=session_uuid)
+    room = Room.objects.select_for_update().select_related("app").live().filter(app=app, room_id=room_id).first()
+    if room is None:
+        raise NotFound("Conference not found")
+    current = session.memberships.filter(state__in=ACTIVE_MEMBER_STATES).select_related("room").first()
+    if current is not None:
+        raise Conflict(
+            "Session is already in a conference", code="already_in_conference",
+            detail={"room_id": current.room.room_id},
+        )
+    operation_id = mint_operation_id()
+    timeout = settings.JOIN_TIMEOUT_SECONDS
+    member = Member.objects.create(
+        room=room,
+        session=session,
+        muted=muted,
+        join_operation_id=operation_id,
+        join_command_uid=command_uid,
+        join_deadline_at=timezone.now() + timedelta(seconds=timeout),
+    )
+    send_on_commit("join", session_uuid=session_uuid, room_id=room_id, muted=muted, operation_id=operation_id)
+    transaction.on_commit(lambda: _schedule_join_timeout(member.pk, timeout))
+    return accepted(operation_id, int(timeout * 1000))
+
+
+def _schedule_join_timeout(member_id: int, timeout: float) -> None:
+    """A precise timer per join; the periodic sweep is the safety net when this is lost."""
+    from ..tasks import expire_join
+
+    try:
+        expire_join.apply_async((member_id,), countdown=timeout, retry=False)
+    except Exception:
+        pass  # broker down: the sweep fires it
+
+
+def leave(*, actor: Actor, app, session_uuid: str, command_uid: str) -> dict:
+    session = lock_active_session(app=app, session_uuid=session_uuid)
+    member = _locked_membership(session, states=[MemberState.JOINED])
+    if member is None:
+        raise Conflict("Session is not in a conference", code="not_in_conference")
+    operation_id = mint_operation_id()
+    _end_locked(member, reason="removed", actor=actor)
+    _record_command_result(member_or_session=member, app=app, operation_id=operation_id,
+                           command_uid=command_uid, command=LEAVE, error=None)
+    return accepted(operation_id, COMMAND_TIMEOUT_MS)
+
+
+def set_muted(*, actor: Actor, app, session_uuid: str, muted: bool, command_uid: str) -> dict:
+    session = lock_active_session(app=app, session_uuid=session_uuid)
+    member = _locked_membership(session, states=[MemberState.JOINED])
+    if member is None:
+        raise Conflict("Session is not in a conference", code="not_in_conference")
+    operation_id = mint_operation_id()
+    if member.muted != muted:
+        member.muted = muted
+        member.save(update_fields=["muted"])
+        builder = webhook_events.member_muted if muted else webhook_events.member_unmuted
+        record_event(app=app, room=member.room, payload=builder(member.room, session.session_uuid, session.caller_id))
+        send_on_commit("mute" if muted else "unmute", session_uuid=session_uuid, room_id=member.room.room_id)
+    _record_command_result(member_or_session=member, app=app, operation_id=operation_id,
+                           command_uid=command_uid, command=MUTE if muted else UNMUTE, error=None)
+    return accepted(operation_id, COMMAND_TIMEOUT_MS)
+
+
+# --- Room-side and engine-side changes -----------------------------------------------------
+
+
+def kick(*, actor: Actor, app, room_id: str, session_uuid: str) -> None:
+    from .rooms import lock_live_room
+
+    with transaction.atomic():
+        room = lock_live_room(app=app, room_id=room_id)
+        member = (
+            Member.objects.select_for_update()
+            .select_related("session")
+            .filter(room=room, session__session_uuid=session_uuid, state__in=ACTIVE_MEMBER_STATES)
+            .first()
+        )
+        if member is None:
+            raise NotFound("Member not found")
+        member.room = room
+        end_membership_locked(member=member, reason="removed", actor=actor)
 
 
 def end_membership_locked(*, member: Member, reason: str, actor: Actor) -> None:
@@ -14,35 +167,127 @@ def end_membership_locked(*, member: Member, reason: str, actor: Actor) -> None:
     A joined member leaves with `conference.member.left`; a pending join is cancelled and its
     `command.result` fails with "cancelled" (a member that never joined gets no left event).
     """
+    _end_locked(member, reason=reason, actor=actor)
+    if member.state == MemberState.FAILED:
+        _record_command_result(member_or_session=member, app=member.room.app,
+                               operation_id=str(member.join_operation_id), command_uid=member.join_command_uid,
+                               command=JOIN, error="cancelled")
+
+
+def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
     room, session = member.room, member.session
     member.ended_at = timezone.now()
     member.end_reason = reason
     if member.state == MemberState.JOINED:
         member.state = MemberState.LEFT
         record_event(
-            app=room.app,
-            room=room,
+            app=room.app, room=room,
             payload=webhook_events.member_left(room, session.session_uuid, session.caller_id, reason),
         )
     else:
         member.state = MemberState.FAILED
-        record_event(
-            app=room.app,
-            ordering_key=session.session_uuid,
-            payload=webhook_events.command_result(
-                operation_id=str(member.join_operation_id),
-                command_uid=member.join_command_uid,
-                session_uuid=session.session_uuid,
-                command="conference/join",
-                error="cancelled",
-            ),
-        )
     member.save(update_fields=["state", "ended_at", "end_reason"])
+    if room.destroyed_at is None:
+        send_on_commit("kick", session_uuid=session.session_uuid, room_id=room.room_id)
     audit.record(
-        actor=actor,
-        action="member.end",
-        app_id=room.app.app_id,
-        room_id=room.room_id,
-        session_uuid=session.session_uuid,
+        actor=actor, action="member.end", app_id=room.app.app_id, room_id=room.room_id,
+        session_uuid=session.session_uuid, operation_id=str(member.join_operation_id),
         detail={"reason": reason, "state": member.state},
     )
+
+
+def _lock_session_by_uuid(session_uuid: str) -> CallSession | None:
+    return CallSession.objects.select_for_update().select_related("app").filter(session_uuid=session_uuid).first()
+
+
+def confirm_join(*, actor: Actor, session_uuid: str, room_id: str) -> bool:
+    """The engine says the call joined; only a pending join becomes a member (duplicates and
+    late reports change nothing). Returns whether anything changed."""
+    with transaction.atomic():
+        session = _lock_session_by_uuid(session_uuid)
+        if session is None or session.state != SessionState.ACTIVE:
+            return False
+        member = _locked_membership(session, states=[MemberState.JOINING])
+        if member is None or member.room.room_id != room_id:
+            return False
+        member.state = MemberState.JOINED
+        member.joined_at = timezone.now()
+        member.save(update_fields=["state", "joined_at"])
+        session.last_seen_at = member.joined_at
+        session.save(update_fields=["last_seen_at"])
+        record_event(
+            app=session.app, room=member.room,
+            payload=webhook_events.member_joined(member.room, session.session_uuid, session.caller_id),
+        )
+        _record_command_result(member_or_session=member, app=session.app,
+                               operation_id=str(member.join_operation_id), command_uid=member.join_command_uid,
+                               command=JOIN, error=None)
+        audit.record(actor=actor, action="member.joined", app_id=session.app.app_id, room_id=room_id,
+                     session_uuid=session_uuid, operation_id=str(member.join_operation_id))
+    return True
+
+
+def engine_member_left(*, actor: Actor, session_uuid: str, room_id: str) -> bool:
+    """The engine says the call left the room on its own: it leaves with reason `removed`."""
+    with transaction.atomic():
+        session = _lock_session_by_uuid(session_uuid)
+        if session is None:
+            return False
+        member = _locked_membership(session)
+        if member is None or member.room.room_id != room_id:
+            return False
+        end_membership_locked(member=member, reason="removed", actor=actor)
+    return True
+
+
+def end_session(*, actor: Actor, session_uuid: str, reason: str) -> bool:
+    """The call is gone (hang-up, or an orphan): its membership ends with that reason."""
+    with transaction.atomic():
+        session = _lock_session_by_uuid(session_uuid)
+        if session is None or session.state != SessionState.ACTIVE:
+            return False
+        member = _locked_membership(session)
+        if member is not None:
+            end_membership_locked(member=member, reason=reason, actor=actor)
+        session.state = SessionState.ENDED
+        session.ended_at = timezone.now()
+        session.save(update_fields=["state", "ended_at"])
+        audit.record(actor=actor, action="session.end", app_id=session.app.app_id,
+                     session_uuid=session_uuid, detail={"reason": reason})
+    return True
+
+
+def _fail_join(member_filter: dict, *, error: str, actor: Actor, due_before=None) -> bool:
+    member = Member.objects.filter(state=MemberState.JOINING, **member_filter).values_list("session_id", flat=True).first()
+    if member is None:
+        return False
+    with transaction.atomic():
+        session = CallSession.objects.select_for_update().select_related("app").get(pk=member)
+        joining = _locked_membership(session, states=[MemberState.JOINING])
+        if joining is None or any(
+            str(getattr(joining, key)) != str(value) for key, value in member_filter.items()
+        ):
+            return False
+        if due_before is not None and joining.join_deadline_at > due_before:
+            return False
+        _end_locked(joining, reason=error, actor=actor)
+        _record_command_result(member_or_session=joining, app=session.app,
+                               operation_id=str(joining.join_operation_id), command_uid=joining.join_command_uid,
+                               command=JOIN, error=error)
+    return True
+
+
+def expire_join(*, member_id: int, actor: Actor, now=None) -> bool:
+    """A pending join past its deadline fails with "timeout" (once, whoever fires it)."""
+    return _fail_join({"pk": member_id}, error="timeout", actor=actor, due_before=now or timezone.now())
+
+
+def fail_pending_join(*, operation_id: str, error: str, actor: Actor) -> bool:
+    return _fail_join({"join_operation_id": operation_id}, error=error, actor=actor)
+
+
+def expire_due_joins(*, actor: Actor, now=None, limit: int = 500) -> int:
+    """The sweep: every pending join past its deadline (the partial index keeps this cheap)."""
+    now = now or timezone.now()
+    due = Member.objects.filter(state=MemberState.JOINING, join_deadline_at__lte=now).order_by("join_deadline_at")
+    return sum(expire_join(member_id=pk, actor=actor, now=now) for pk in due.values_list("pk", flat=True)[:limit])

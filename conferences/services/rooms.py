@@ -11,6 +11,7 @@ from ..models.rooms import PlaybackStatus
 from ..models.sessions import ACTIVE_MEMBER_STATES
 from . import audit
 from .events import record_event
+from .engine_commands import send_on_commit
 from .members import end_membership_locked
 
 NAME_CONSTRAINT = "room_live_name_unique"
@@ -85,10 +86,11 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
             .filter(state__in=ACTIVE_MEMBER_STATES)
             .order_by("requested_at", "id")
         )
+        room.destroyed_at = timezone.now()  # set first: the engine is told to destroy, not to kick each
         for member in members:
             member.room = room
             end_membership_locked(member=member, reason="removed", actor=actor)
-        room.destroyed_at = timezone.now()
         room.save(update_fields=["playback_status", "playback_operation_id", "playback_urls", "destroyed_at"])
         record_event(app=app, room=room, payload=webhook_events.conference_destroyed(room))
         audit.record(actor=actor, action="conference.destroy", app_id=app.app_id, room_id=room.room_id)
+        send_on_commit("destroy_room", room_id=room.room_id)

@@ -1,0 +1,53 @@
+import hmac
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..actors import Actor
+from ..services import engine_events
+
+
+class EngineTokenRequired(exceptions.AuthenticationFailed):
+    default_detail = "A valid engine token is required"
+    default_code = "authentication_failed"
+
+
+class EngineEventsApi(APIView):
+    """Reports from the media engine (`Authorization: Bearer <ENGINE_TOKEN>`)."""
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+
+    def initial(self, request, *args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        expected = settings.ENGINE_TOKEN
+        # An unset ENGINE_TOKEN closes the ingress; comparison is constant-time.
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            exc = EngineTokenRequired()
+            exc.auth_header = 'Bearer realm="engine"'
+            raise exc
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="engine_events_create",
+        auth=[],
+        request={"application/json": {"type": "object", "required": ["type"], "properties": {
+            "type": {"type": "string", "enum": list(engine_events.SHAPES)}}}},
+        responses={
+            201: OpenApiResponse(description="session.created: `{\"session_uuid\"}` (minted when absent)"),
+            200: OpenApiResponse(description="Applied, or harmlessly ignored (duplicate, late, out of order)"),
+        },
+        description="session.created {app_id, caller_id, session_uuid?}; session.ended {session_uuid}; "
+        "member.joined / member.left {session_uuid, room_id}; playback.progress {room_id, operation_id}; "
+        "playback.finished {room_id, operation_id, url}; playback.error {room_id, operation_id, url, message?}; "
+        "heartbeat {node, sessions: [session_uuid, ...]}.",
+    )
+    def post(self, request):
+        node = request.data.get("node") if isinstance(request.data.get("node"), str) else "engine"
+        status_code, body = engine_events.handle(request.data, actor=Actor.engine(node))
+        return Response(body, status=status_code)

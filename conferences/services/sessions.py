@@ -1,0 +1,74 @@
+"""Call sessions as the engine reports them: creation, heartbeats, and the orphan janitor."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..actors import Actor
+from ..errors import ServiceError
+from ..ids import mint_session_uuid, node_of
+from ..models import App, CallSession
+from ..models.sessions import SessionState
+from . import audit
+from .members import end_session
+
+HEARTBEAT_GRACE = timedelta(seconds=2)  # a session created just now may miss the heartbeat
+
+
+def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: str | None) -> CallSession:
+    """Register a call leg; a repeated report of the same session returns it unchanged."""
+    app = App.objects.filter(app_id=app_id).first()
+    if app is None:
+        raise ServiceError("Unknown app_id", detail={"app_id": ["Unknown app."]})
+    session_uuid = session_uuid or mint_session_uuid()
+    node = node_of(session_uuid)
+    if node is None:
+        raise ServiceError("Invalid session_uuid", detail={"session_uuid": ["Must be <node>-<uuid>."]})
+    try:
+        with transaction.atomic():
+            session = CallSession.objects.create(session_uuid=session_uuid, app=app, caller_id=caller_id, node=node)
+            audit.record(actor=actor, action="session.create", app_id=app_id, session_uuid=session_uuid,
+                         request={"caller_id": caller_id})
+            return session
+    except IntegrityError:
+        existing = CallSession.objects.get(session_uuid=session_uuid)
+        if existing.app_id != app.pk:
+            raise ServiceError("session_uuid belongs to another app", detail={"session_uuid": ["Already in use."]})
+        return existing
+
+
+def heartbeat(*, actor: Actor, node: str, live_session_uuids: list[str], now=None) -> int:
+    """Mark the node's listed sessions seen; end the node's other active sessions as orphans.
+    Returns how many were orphaned."""
+    now = now or timezone.now()
+    listed = set(live_session_uuids)
+    CallSession.objects.filter(node=node, state=SessionState.ACTIVE, session_uuid__in=listed).update(last_seen_at=now)
+    missing = (
+        CallSession.objects.filter(node=node, state=SessionState.ACTIVE, created_at__lt=now - HEARTBEAT_GRACE)
+        .exclude(session_uuid__in=listed)
+        .values_list("session_uuid", flat=True)
+    )
+    return sum(end_session(actor=actor, session_uuid=uuid, reason="orphan") for uuid in list(missing))
+
+
+def expire_orphans(*, actor: Actor, now=None, limit: int = 500) -> int:
+    """Sessions not seen for ORPHAN_AFTER_SECONDS are ended as orphans."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
+    stale = CallSession.objects.filter(state=SessionState.ACTIVE, last_seen_at__lt=cutoff).order_by("last_seen_at")
+    return sum(
+        end_session(actor=actor, session_uuid=uuid, reason="orphan")
+        for uuid in stale.values_list("session_uuid", flat=True)[:limit]
+    )
+
+
+def sweep_orphans(*, actor: Actor) -> int:
+    """The periodic janitor: the engine's own list of live sessions counts as a heartbeat for
+    its node, then sessions not seen for ORPHAN_AFTER_SECONDS are ended."""
+    from ..engine.base import get_engine
+
+    live = get_engine().live_sessions()
+    orphaned = heartbeat(actor=actor, node=live[0], live_session_uuids=sorted(live[1])) if live else 0
+    return orphaned + expire_orphans(actor=actor)
