@@ -175,6 +175,8 @@ def end_membership_locked(*, member: Member, reason: str, actor: Actor) -> None:
 
 
 def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
+    """End the membership; the engine is told to drop the call unless the room is being
+    destroyed (destroy_room covers it) or the engine itself refused the join."""
     room, session = member.room, member.session
     member.ended_at = timezone.now()
     member.end_reason = reason
@@ -187,7 +189,7 @@ def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
     else:
         member.state = MemberState.FAILED
     member.save(update_fields=["state", "ended_at", "end_reason"])
-    if room.destroyed_at is None:
+    if room.destroyed_at is None and reason != "engine_unavailable":
         send_on_commit("kick", session_uuid=session.session_uuid, room_id=room.room_id)
     audit.record(
         actor=actor, action="member.end", app_id=room.app.app_id, room_id=room.room_id,

@@ -6,11 +6,17 @@ from tests.support.receiver import Receiver
 from tests.support.worker import WORKER_ENV, WorkerProcess
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """One real worker for the session's flow tests (transactional tests only: it sees commits)."""
+@pytest.fixture(scope="module")
+def worker_env() -> dict:
+    """Extra environment of the module's worker; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, worker_env):
+    """A real worker for a module's flow tests (transactional tests only: it sees commits)."""
     celery_app.control.purge()
-    worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
+    worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log", worker_env)
     yield worker
     worker.stop()
 

@@ -26,8 +26,8 @@ def test_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, log_path: Path):
-        env = {**os.environ, **WORKER_ENV, "DATABASE_URL": test_database_url()}
+    def __init__(self, log_path: Path, extra_env: dict | None = None):
+        env = {**os.environ, **WORKER_ENV, **(extra_env or {}), "DATABASE_URL": test_database_url()}
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=threads", "--concurrency=8",

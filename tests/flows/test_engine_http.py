@@ -1,0 +1,89 @@
+"""The `http` engine adapter with a real worker: signed commands, a join that is never
+confirmed timing out, and an engine that refuses."""
+
+import hashlib
+import hmac
+
+import pytest
+from django.test import override_settings
+
+from conferences.actors import Actor
+from conferences.models import Member, WebhookEndpoint
+from conferences.services import members
+from conferences.services.commands import run_command
+from conferences.services.rooms import create_room
+from conferences.services.sessions import create_session
+from tests.support.receiver import Receiver
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "like_the_worker")]
+
+TOKEN = "http-engine-token"
+SYSTEM = Actor.system("tests")
+
+
+@pytest.fixture(scope="module")
+def engine_receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def worker_env(engine_receiver):
+    return {"ENGINE": "http", "ENGINE_URL": engine_receiver.url, "ENGINE_TOKEN": TOKEN, "JOIN_TIMEOUT_SECONDS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def like_the_engine_worker(engine_receiver):
+    engine_receiver.received.clear()
+    engine_receiver.answer = lambda request: 200
+    with override_settings(JOIN_TIMEOUT_SECONDS=1, ENGINE="http", ENGINE_URL=engine_receiver.url, ENGINE_TOKEN=TOKEN):
+        yield
+
+
+def join(tenant, session_uuid, room_id, command_uid):
+    return run_command(
+        actor=SYSTEM, app=tenant.app, session_uuid=session_uuid, command="conference/join", command_uid=command_uid,
+        request={}, perform=lambda uid: members.join(actor=SYSTEM, app=tenant.app, session_uuid=session_uuid,
+                                                     room_id=room_id, muted=False, command_uid=uid),
+    )
+
+
+@pytest.fixture
+def setup(make_tenant, receiver):
+    tenant = make_tenant(webhook_url=receiver.url)
+    tenant.endpoint = WebhookEndpoint.objects.get(app=tenant.app)
+    room = create_room(actor=SYSTEM, app=tenant.app, name="http-engine")
+    session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
+    return tenant, room, session
+
+
+def test_a_join_the_engine_never_confirms_times_out(setup, receiver, engine_receiver):
+    tenant, room, session = setup
+    accepted = join(tenant, session.session_uuid, room.room_id, "never-confirmed")
+    assert accepted["timeout_ms"] == 1000
+
+    command = engine_receiver.wait_for(lambda r: len(r) == 1)[0]
+    assert command.json == {"command": "join", "session_uuid": session.session_uuid, "room_id": room.room_id,
+                            "muted": False, "operation_id": accepted["operation_id"]}
+    expected = hmac.new(TOKEN.encode(), f"{command.headers['x-engine-timestamp']}.".encode() + command.body,
+                        hashlib.sha256).hexdigest()
+    assert command.headers["x-engine-signature"] == f"sha256={expected}"
+
+    received = receiver.wait_for(lambda r: any(x.json["event"] == "command.result" for x in r), timeout=10)
+    result = next(r.json for r in received if r.json["event"] == "command.result")
+    assert result == {"event": "command.result", "operation_id": accepted["operation_id"],
+                      "command_uid": "never-confirmed", "session_uuid": session.session_uuid,
+                      "command": "conference/join", "success": False, "error": "timeout"}
+    assert Member.objects.get().state == "failed"
+
+
+def test_an_engine_that_refuses_a_join_fails_it(setup, receiver, engine_receiver):
+    tenant, room, session = setup
+    engine_receiver.answer = lambda request: 503
+    accepted = join(tenant, session.session_uuid, room.room_id, "refused")
+    received = receiver.wait_for(lambda r: any(x.json["event"] == "command.result" for x in r), timeout=10)
+    result = next(r.json for r in received if r.json["event"] == "command.result")
+    assert (result["operation_id"], result["success"], result["error"]) == (
+        accepted["operation_id"], False, "engine_unavailable")
+    assert len(engine_receiver.received) == 1  # a join is not retried: it fails at once
