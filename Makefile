@@ -4,11 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-WITH_DB = DATABASE_URL="$${DATABASE_URL:-$$($(PY) -m project.devdb)}"
+# Fails loudly when the embedded PostgreSQL cannot start.
+WITH_DB = if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$($(PY) -m project.devdb) || exit 1; export DATABASE_URL; fi;
 
 .PHONY: install run test bench
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,embedded]'
@@ -20,7 +22,7 @@ run: $(STAMP)
 	$(PY) -m project.devstack
 
 test: $(STAMP)
-	$(WITH_DB) $(PY) -m pytest $(PYTEST_ARGS)
+	@$(WITH_DB) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(WITH_DB) $(PY) -m bench
+	@$(WITH_DB) $(PY) -m bench

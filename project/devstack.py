@@ -26,14 +26,14 @@ def main() -> None:
         env["DATABASE_URL"] = subprocess.run(
             [PY, "-m", "project.devdb"], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout.strip()
-    env.setdefault("DEBUG", "1")
+    # DEBUG stays off so errors keep the API's JSON shape; --insecure serves the admin's files.
     port = env.get("PORT", "8000")
     print("Migrating the database…", flush=True)
     manage("migrate", "--no-input")
     credentials = json.loads(manage("bootstrap_demo"))
 
     processes = [
-        subprocess.Popen([PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT),
+        subprocess.Popen([PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"], cwd=ROOT),
         subprocess.Popen([PY, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO", "--concurrency=2"], cwd=ROOT),
         subprocess.Popen([PY, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]

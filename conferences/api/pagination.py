@@ -20,6 +20,10 @@ class RoomCursorPagination(CursorPagination):
 
     def decode_cursor(self, request):
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+            cursor = False
+        # The position is an id: anything else is a forged cursor.
+        if cursor is False or (cursor is not None and cursor.position is not None and not str(cursor.position).isdigit()):
+            raise ValidationError({"cursor": ["Invalid cursor."]})
+        return cursor

@@ -74,6 +74,10 @@ class Delivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_pending_queue",
             ),
+            # Re-drive: pending deliveries that are due.
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="delivery_pending_due"
+            ),
             # Admin: an endpoint's deliveries by status, newest first; bulk redelivery of failures.
             models.Index(fields=["endpoint", "status", "-id"], name="delivery_by_endpoint_status"),
         ]

@@ -9,15 +9,17 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from ..actors import Actor
+from ..errors import Conflict
 from ..models import AuditEntry, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from ..models.webhooks import DeliveryStatus
 from ..webhooks import sender
@@ -26,6 +28,9 @@ from . import audit
 
 logger = logging.getLogger(__name__)
 
+# httpx limits each phase (connect, write, read) by WEBHOOK_TIMEOUT_SECONDS, not the whole send;
+# the lease covers all phases and a margin, so a slow send is not taken over while it runs.
+LEASE_PHASES = 4
 LEASE_MARGIN = timedelta(seconds=30)
 REDRIVE_GRACE = timedelta(seconds=5)  # leave fresh deliveries to their on-commit wake-up
 PRECISE_WAKE_LIMIT = 60  # retries due sooner than this also get a countdown task
@@ -45,8 +50,21 @@ def fan_out(event: Event) -> None:
     ]
     if not endpoints:
         return
+    # Behind a head that waits for a retry, a new delivery is not due before it: the re-drive
+    # then only sees queues that can move.
+    waiting_until = dict(
+        Delivery.objects.filter(endpoint__in=endpoints, ordering_key=event.ordering_key, status=DeliveryStatus.PENDING)
+        .values("endpoint_id")
+        .annotate(until=Max("next_attempt_at"))
+        .values_list("endpoint_id", "until")
+    )
     Delivery.objects.bulk_create(
-        Delivery(event=event, endpoint=endpoint, ordering_key=event.ordering_key, next_attempt_at=event.created_at)
+        Delivery(
+            event=event,
+            endpoint=endpoint,
+            ordering_key=event.ordering_key,
+            next_attempt_at=max(event.created_at, waiting_until.get(endpoint.pk) or event.created_at),
+        )
         for endpoint in endpoints
     )
     queues = [(endpoint.pk, event.ordering_key) for endpoint in endpoints]
@@ -92,7 +110,7 @@ class Claim:
     payload: dict
     endpoint_id: int
     url: str
-    secrets: list[str]
+    secrets: list[str] = field(repr=False)
 
 
 CLAIM_HEAD_SQL = """
@@ -121,7 +139,7 @@ WHERE e.id = claimed.event_id AND ep.id = %(endpoint)s
 
 def claim_head(*, endpoint_id: int, ordering_key: str, now: datetime) -> Claim | None:
     """Take the queue's head when it is due and nobody holds it; record the attempt first."""
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS) + LEASE_MARGIN
+    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * LEASE_PHASES) + LEASE_MARGIN
     row = _execute_prepared(CLAIM_HEAD_SQL, {"endpoint": endpoint_id, "key": ordering_key, "now": now, "lease": lease})
     if row is None:
         return None
@@ -157,6 +175,14 @@ UPDATE conferences_delivery
 SET status = %(status)s, next_attempt_at = %(next)s, lease_expires_at = NULL, completed_at = %(completed)s,
     last_status_code = %(code)s, last_error = %(error)s
 WHERE id = %(delivery)s AND status = 'pending' AND attempts = %(attempts)s
+RETURNING endpoint_id, ordering_key
+"""
+
+# The deliveries behind a head that waits for a retry are not due before it.
+HOLD_QUEUE_SQL = """
+UPDATE conferences_delivery SET next_attempt_at = %(until)s
+WHERE endpoint_id = %(endpoint)s AND ordering_key = %(key)s AND status = 'pending' AND id > %(head)s
+  AND next_attempt_at < %(until)s
 """
 
 
@@ -177,7 +203,7 @@ def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) ->
         retry_in = retry_delay(claim.attempt_number)
         status = DeliveryStatus.FAILED if retry_in is None else DeliveryStatus.PENDING
     error = result.error or ("" if result.ok else f"HTTP {result.status_code}")
-    _execute_prepared(
+    updated = _execute_prepared(
         FINISH_SQL,
         {
             "duration": result.duration_ms,
@@ -192,6 +218,9 @@ def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) ->
             "attempts": claim.attempt_number,
         },
     )
+    if updated is not None and status == DeliveryStatus.PENDING:
+        _execute_prepared(HOLD_QUEUE_SQL, {"until": now + timedelta(seconds=retry_in), "endpoint": updated[0],
+                                           "key": updated[1], "head": claim.delivery_id})
     if result.status_code == 410:
         endpoint = WebhookEndpoint.objects.select_related("app").get(pk=claim.endpoint_id)
         disable_endpoint(
@@ -206,9 +235,7 @@ def deliver_queue(*, endpoint_id: int, ordering_key: str, limit: int = 100) -> i
         claim = claim_head(endpoint_id=endpoint_id, ordering_key=ordering_key, now=timezone.now())
         if claim is None:
             return sent
-        body = encode_body(claim.payload)
-        headers = signature_headers(msg_id=claim.msg_id, timestamp=timezone.now(), body=body, secrets=claim.secrets)
-        outcome = finish_attempt(claim, sender.post(claim.url, body=body, headers=headers), now=timezone.now())
+        outcome = finish_attempt(claim, _send(claim), now=timezone.now())
         if outcome.status == DeliveryStatus.PENDING:
             # The head waits for its retry, and the rest of the queue behind it.
             if outcome.retry_in <= PRECISE_WAKE_LIMIT:
@@ -218,24 +245,36 @@ def deliver_queue(*, endpoint_id: int, ordering_key: str, limit: int = 100) -> i
     return limit
 
 
+def _send(claim: Claim) -> sender.SendResult:
+    """One attempt; whatever goes wrong becomes that attempt's error, so it is always recorded."""
+    if claim.attempt_number > len(settings.WEBHOOK_RETRY_SCHEDULE) + 1:
+        # Attempts lost with dead workers used up the schedule: give up rather than loop.
+        return sender.SendResult(None, "", "no attempts left", 0)
+    try:
+        body = encode_body(claim.payload)
+        headers = signature_headers(msg_id=claim.msg_id, timestamp=timezone.now(), body=body, secrets=claim.secrets)
+    except Exception as exc:
+        logger.exception("cannot sign delivery %s", claim.delivery_id)
+        return sender.SendResult(None, "", f"cannot sign: {type(exc).__name__}", 0)
+    return sender.post(claim.url, body=body, headers=headers)
+
+
 # --- Safety net and staff actions ----------------------------------------------------------
 
 REDRIVE_SQL = """
-SELECT endpoint_id, ordering_key FROM (
-    SELECT DISTINCT ON (endpoint_id, ordering_key) endpoint_id, ordering_key, next_attempt_at, lease_expires_at
-    FROM conferences_delivery
-    WHERE status = 'pending'
-    ORDER BY endpoint_id, ordering_key, id
-) AS heads
-WHERE (lease_expires_at IS NULL AND next_attempt_at <= %(due_before)s)
-   OR lease_expires_at < %(now)s  -- claimed by a worker that never finished
+SELECT DISTINCT d.endpoint_id, d.ordering_key
+FROM conferences_delivery AS d JOIN conferences_webhookendpoint AS ep ON ep.id = d.endpoint_id
+WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s AND ep.enabled
+  AND ((d.lease_expires_at IS NULL AND d.next_attempt_at <= %(due_before)s)
+       OR d.lease_expires_at < %(now)s)  -- claimed by a worker that never finished
 LIMIT %(limit)s
 """
 
 
 def redrive(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Wake every queue whose head is due and not in flight (a lost broker message, a worker
-    killed mid-send). Duplicated wake-ups are harmless: claims are atomic."""
+    """Wake every queue with a due delivery that is not in flight (a lost broker message, a
+    worker killed mid-send). Deliveries behind a retrying head are held until its retry, so the
+    cost follows what is due. Duplicated wake-ups are harmless: claims are atomic."""
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(REDRIVE_SQL, {"due_before": now - REDRIVE_GRACE, "now": now, "limit": limit})
@@ -270,6 +309,11 @@ def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     endpoint.enabled, endpoint.disabled_reason = True, ""
 
 
+def _refuse_disabled(endpoint: WebhookEndpoint) -> None:
+    if not WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).exists():
+        raise Conflict("The endpoint is disabled; enable it first", code="endpoint_disabled")
+
+
 def _reopen(deliveries) -> list[tuple[int, str]]:
     rows = list(deliveries.select_for_update().values_list("pk", "endpoint_id", "ordering_key"))
     Delivery.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
@@ -281,6 +325,7 @@ def _reopen(deliveries) -> list[tuple[int, str]]:
 
 def redeliver(*, actor: Actor, delivery: Delivery) -> None:
     """Send a delivered or failed delivery again, with a new round of retries."""
+    _refuse_disabled(delivery.endpoint)
     with transaction.atomic():
         queues = _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PENDING))
         audit.record(
@@ -295,6 +340,7 @@ def redeliver(*, actor: Actor, delivery: Delivery) -> None:
 
 def redeliver_failed(*, actor: Actor, endpoint: WebhookEndpoint, since: datetime) -> int:
     """Send again every failed delivery of an endpoint created since `since`."""
+    _refuse_disabled(endpoint)
     with transaction.atomic():
         deliveries = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since)
         count = deliveries.count()

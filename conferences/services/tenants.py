@@ -44,10 +44,16 @@ def create_app(*, actor: Actor, app_id: str, name: str = "", webhook_url: str | 
 def issue_api_key(*, actor: Actor, app: App, label: str = "") -> tuple[ApiKey, str]:
     """Mint a key (256 bits of entropy); the plain key is returned once and never stored."""
     with transaction.atomic():
-        plain_key = "ck_" + secrets.token_urlsafe(32)
-        api_key = ApiKey.objects.create(
-            app=app, prefix=plain_key[:API_KEY_PREFIX_LENGTH], key_hash=_hash_key(plain_key), label=label
-        )
+        for _ in range(5):  # the visible prefix is unique; a collision (48 random bits) mints again
+            plain_key = "ck_" + secrets.token_urlsafe(32)
+            try:
+                with transaction.atomic():
+                    api_key = ApiKey.objects.create(
+                        app=app, prefix=plain_key[:API_KEY_PREFIX_LENGTH], key_hash=_hash_key(plain_key), label=label
+                    )
+                break
+            except IntegrityError:
+                continue
         audit.record(
             actor=actor, action="api_key.issue", app_id=app.app_id, detail={"prefix": api_key.prefix}
         )

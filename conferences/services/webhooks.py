@@ -41,7 +41,7 @@ def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] 
             actor=actor,
             action="webhook_endpoint.create",
             app_id=app.app_id,
-            request={"url": url, "event_types": event_types},
+            request={"url": url.split("?", 1)[0], "event_types": event_types},  # a query may hold a token
             detail={"endpoint_id": endpoint.pk},
         )
     return endpoint

@@ -74,9 +74,10 @@ def post(url: str, *, body: str, headers: dict[str, str]) -> SendResult:
         error = f"timeout after {deadline:g} s"
     except httpx.ConnectError as exc:
         error = f"blocked: {exc}" if isinstance(exc.__cause__, BlockedAddress) else f"connect error: {exc}"
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any failure of one send is that attempt's error, never the worker's
         error = f"{type(exc).__name__}: {exc}"
     elapsed = time.monotonic() - started
     if not error and elapsed > deadline:
         error = f"timeout: answered after {elapsed:.1f} s"
-    return SendResult(status_code, excerpt, error, int(elapsed * 1000))
+    # PostgreSQL text cannot hold NUL; a receiver must not be able to break the bookkeeping.
+    return SendResult(status_code, excerpt.replace("\x00", ""), error.replace("\x00", ""), int(elapsed * 1000))

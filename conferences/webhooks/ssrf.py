@@ -9,6 +9,7 @@ import socket
 from urllib.parse import urlsplit
 
 import httpcore
+import httpx
 from django.conf import settings
 
 
@@ -16,10 +17,31 @@ class BlockedAddress(httpcore.ConnectError):
     """The host resolves to an address webhooks may not reach."""
 
 
+# IPv6 forms that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible, SIIT).
+_IPV4_CARRIERS = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")]
+_ALWAYS_REFUSED = [ipaddress.ip_network(n) for n in ("fec0::/10",)]  # site-local, deprecated
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if any(ip in network for network in _IPV4_CARRIERS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _ALWAYS_REFUSED):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not is_public(str(embedded)):
+            return False
     # is_global excludes loopback, private, link-local, shared (CGNAT), reserved and unspecified.
     return ip.is_global and not ip.is_multicast
 
@@ -28,7 +50,7 @@ def resolve_public(host: str, port: int) -> list[str]:
     """The addresses of `host`; BlockedAddress when any of them is not public."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not settings.WEBHOOK_ALLOW_PRIVATE:
@@ -40,10 +62,13 @@ def resolve_public(host: str, port: int) -> list[str]:
 
 def check_webhook_url(url: str) -> str | None:
     """Why `url` cannot be a webhook endpoint, or None when it can."""
+    if any(ord(char) < 33 or ord(char) == 127 for char in url):
+        return "Enter a valid URL (no spaces or control characters)."
     try:
+        httpx.URL(url)  # what the sender will parse
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
+    except (ValueError, httpx.InvalidURL):
         return "Enter a valid URL."
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "Only http:// and https:// URLs with a host are allowed."

@@ -65,3 +65,25 @@ def test_unhandled_error_answers_500(path):
 @override_settings(ALLOWED_HOSTS=["localhost"], DEBUG=False)
 def test_bad_host_answers_400_with_the_shape():
     assert_error(Client().get("/api/v1/conferences", HTTP_HOST="evil.example"), 400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/conferences?name=a%00b", "/api/v1/conferences/abc%00def", "/api/v1/sessions/x%00y"],
+)
+def test_nul_characters_in_path_or_query_answer_400(api, path):
+    assert_error(api.get(path), 400, "invalid")
+
+
+def test_nul_characters_in_credentials_answer_400(client_for, tenant):
+    client = client_for(None)
+    client.credentials(HTTP_X_APP_ID="a\x00b", HTTP_X_API_KEY=tenant.api_key)
+    assert_error(client.get("/api/v1/conferences"), 400, "invalid")
+
+
+def test_a_forged_cursor_answers_400(api):
+    import base64
+
+    forged = base64.b64encode(b"p=abc").decode()
+    body = assert_error(api.get(f"/api/v1/conferences?cursor={forged}"), 400, "invalid")
+    assert "cursor" in body["detail"]

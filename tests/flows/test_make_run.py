@@ -4,6 +4,7 @@ a broker folder, web + worker + beat; the printed credentials create a room."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,12 +14,18 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = "18431"
+
+
+def free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
 
 
 def test_make_run_serves_the_printed_credentials():
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
-    env["PORT"] = PORT
+    port = free_port()
+    env["PORT"] = port
     process = subprocess.Popen(
         [sys.executable, "-m", "project.devstack"],
         cwd=ROOT,
@@ -40,7 +47,7 @@ def test_make_run_serves_the_printed_credentials():
             credentials = re.search(r"X-App-ID: (\S+)\s+X-API-Key: (\S+)", line)
         assert credentials, "".join(output[-40:])
         headers = {"X-App-ID": credentials.group(1), "X-API-Key": credentials.group(2)}
-        base = f"http://127.0.0.1:{PORT}"
+        base = f"http://127.0.0.1:{port}"
         name = f"made-by-make-run-{int(time.time() * 1000)}"
         response = httpx.post(f"{base}/api/v1/conferences", json={"name": name}, headers=headers, timeout=10)
         assert response.status_code == 201, response.text

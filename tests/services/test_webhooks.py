@@ -152,3 +152,78 @@ def test_periodic_tasks_are_registered_and_never_overwritten():
     register_periodic_tasks()
     assert PeriodicTask.objects.get(name="History pruning").enabled is False
     assert PeriodicTask.objects.filter(name__in=PERIODIC_TASKS).count() == len(PERIODIC_TASKS)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::127.0.0.1", "::ffff:0:7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::", "fec0::1",
+     "2002:a00:1::"],
+)
+def test_ipv6_forms_that_carry_a_private_ipv4_are_refused(address):
+    assert not is_public(address)
+
+
+def test_urls_with_control_characters_are_refused():
+    assert check_webhook_url("http://a\tb.example.com/") is not None
+    assert check_webhook_url("http://93.184.216.34/a b") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receiver_answering_nul_bytes_cannot_break_the_bookkeeping(tenant, monkeypatch):
+    receiver = Receiver()
+    receiver.answer = lambda request: (200, b'{"ok": "\x00"}')
+    try:
+        with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+            endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url)
+            monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)  # this test sends itself
+            room = create_room(actor=SYSTEM, app=tenant.app, name="nul")
+            deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
+        assert len(receiver.received) == 1
+        assert Delivery.objects.get().status == "delivered"
+        assert DeliveryAttempt.objects.get().response_excerpt == '{"ok": ""}'
+    finally:
+        receiver.close()
+
+
+def test_redelivery_to_a_disabled_endpoint_is_refused(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    create_room(actor=SYSTEM, app=tenant.app, name="off")
+    deliveries.disable_endpoint(actor=SYSTEM, endpoint=endpoint, reason="staff")
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed"
+    with pytest.raises(ServiceError) as refused:
+        deliveries.redeliver(actor=SYSTEM, delivery=delivery)
+    assert refused.value.code == "endpoint_disabled"
+
+
+def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant, monkeypatch):
+    monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    room = create_room(actor=SYSTEM, app=tenant.app, name="held")
+    now = timezone.now()
+    claim = deliveries.claim_head(endpoint_id=endpoint.pk, ordering_key=room.room_id, now=now)
+    deliveries.finish_attempt(claim, deliveries.sender.SendResult(500, "", "", 5), now=now)
+    head = Delivery.objects.get()
+    assert head.status == "pending" and head.next_attempt_at > now
+    from conferences.services.rooms import destroy_room
+
+    destroy_room(actor=SYSTEM, app=tenant.app, room_id=room.room_id)
+    behind = Delivery.objects.exclude(pk=head.pk).get()
+    assert behind.next_attempt_at == head.next_attempt_at
+    assert deliveries.redrive(now=now + timedelta(seconds=1)) == 0
+    assert deliveries.redrive(now=head.next_attempt_at + timedelta(seconds=10)) == 1
+
+
+def test_a_delivery_whose_attempts_were_lost_gives_up(tenant, monkeypatch):
+    monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    room = create_room(actor=SYSTEM, app=tenant.app, name="lost")
+    from django.conf import settings
+
+    Delivery.objects.update(attempts=len(settings.WEBHOOK_RETRY_SCHEDULE) + 1)
+    deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and delivery.last_error == "no attempts left"

@@ -23,7 +23,8 @@ class Received:
 class Receiver:
     def __init__(self):
         self.received: list[Received] = []
-        self.answer: Callable[[Received], int] = lambda request: 200
+        # Returns a status, or (status, body).
+        self.answer: Callable[[Received], int | tuple[int, bytes]] = lambda request: 200
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         receiver = self
@@ -34,11 +35,11 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
                 request = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
-                status = receiver.answer(request)
+                answer = receiver.answer(request)
+                status, reply = answer if isinstance(answer, tuple) else (answer, b'{"ok": true}')
                 with receiver._arrived:
                     receiver.received.append(request)
                     receiver._arrived.notify_all()
-                reply = b'{"ok": true}'
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(reply)))
