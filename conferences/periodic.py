@@ -8,6 +8,7 @@ from datetime import timedelta
 
 PERIODIC_TASKS = {
     # name: (task, every)
+    "Playback watchdog": ("conferences.tasks.expire_due_playbacks", timedelta(seconds=1)),
     "Webhook delivery re-drive": ("conferences.tasks.redrive_deliveries", timedelta(seconds=2)),
     "Join timeouts": ("conferences.tasks.expire_due_joins", timedelta(seconds=1)),
     "Orphan sessions": ("conferences.tasks.expire_orphans", timedelta(seconds=10)),

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from .actors import Actor
-from .services import commands, deliveries, engine_commands, engine_events, members, sessions
+from .services import commands, deliveries, engine_commands, engine_events, members, playback, sessions
 
 SWEEPER = Actor.system("sweeper")
 
@@ -51,3 +51,20 @@ def expire_due_joins() -> int:
 @shared_task(ignore_result=True)
 def expire_orphans() -> int:
     return sessions.sweep_orphans(actor=SWEEPER)
+
+
+@shared_task(ignore_result=True)
+def playback_deadline(operation_id: str) -> bool:
+    return playback.expire(operation_id=operation_id, actor=SWEEPER)
+
+
+@shared_task(ignore_result=True)
+def expire_due_playbacks() -> int:
+    return playback.expire_due(actor=SWEEPER)
+
+
+@shared_task(ignore_result=True)
+def sim_playback_step(room_id: str, operation_id: str, urls: list[str], index: int, kind: str) -> None:
+    from .engine.sim import playback_step
+
+    playback_step(room_id=room_id, operation_id=operation_id, urls=urls, index=index, kind=kind)

@@ -11,8 +11,41 @@ def conference_destroyed(room: Room) -> dict:
     return {"event": "conference.destroyed", "app_id": room.app.app_id, "room_id": room.room_id}
 
 
+def play_started(room: Room, operation_id: str, urls: list[str]) -> dict:
+    return {"event": "conference.play.started", "room_id": room.room_id, "urls": urls, "operation_id": operation_id}
+
+
+def play_paused(room: Room, operation_id: str) -> dict:
+    return {"event": "conference.play.paused", "room_id": room.room_id, "operation_id": operation_id}
+
+
+def play_resumed(room: Room, operation_id: str) -> dict:
+    return {
+        "event": "conference.play.resumed", "app_id": room.app.app_id, "room_id": room.room_id,
+        "operation_id": operation_id,
+    }
+
+
 def play_stopped(room: Room, operation_id: str) -> dict:
     return {"event": "conference.play.stopped", "room_id": room.room_id, "operation_id": operation_id}
+
+
+def play_volume_changed(room: Room, operation_id: str, volume: int) -> dict:
+    return {
+        "event": "conference.play.volume_changed", "room_id": room.room_id, "volume": volume,
+        "operation_id": operation_id,
+    }
+
+
+def play_finished(room: Room, operation_id: str, urls: list[str]) -> dict:
+    return {"event": "conference.play.finished", "room_id": room.room_id, "operation_id": operation_id, "urls": urls}
+
+
+def play_failed(room: Room, operation_id: str, urls: list[str], error: str) -> dict:
+    return {
+        "event": "conference.play.failed", "room_id": room.room_id, "operation_id": operation_id, "urls": urls,
+        "error": error,
+    }
 
 
 def member_left(room: Room, session_uuid: str, caller_id: str, reason: str) -> dict:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import engine, rooms, sessions
+from . import engine, playback, rooms, sessions
 
 urlpatterns = [
     path("conferences", rooms.RoomListApi.as_view(), name="conferences"),
@@ -11,6 +11,10 @@ urlpatterns = [
         rooms.RoomMemberApi.as_view(),
         name="conference-member",
     ),
+    path("conferences/<str:room_id>/play", playback.PlayApi.as_view(), name="conference-play"),
+    path("conferences/<str:room_id>/pause", playback.PauseApi.as_view(), name="conference-pause"),
+    path("conferences/<str:room_id>/stop", playback.StopApi.as_view(), name="conference-stop"),
+    path("conferences/<str:room_id>/volume", playback.VolumeApi.as_view(), name="conference-volume"),
     path("sessions/<str:session_uuid>", sessions.SessionDetailApi.as_view(), name="session"),
     *(
         path(

@@ -1,11 +1,12 @@
 from .audit import AuditEntry
 from .events import Event
+from .playback import PlaybackOperation
 from .rooms import Room
 from .sessions import CallSession, CommandRecord, Member
 from .tenants import ApiKey, App
 from .webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
 __all__ = [
-    "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "Event", "Member", "Room",
-    "WebhookEndpoint",
+    "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "Event",
+    "Member", "PlaybackOperation", "Room", "WebhookEndpoint",
 ]

@@ -59,3 +59,7 @@ def run(command: str, arguments: dict) -> None:
         from .members import fail_pending_join
 
         fail_pending_join(operation_id=arguments["operation_id"], error="engine_unavailable", actor=ENGINE_ACTOR)
+    elif command == "play":
+        from .playback import fail_dispatch
+
+        fail_dispatch(operation_id=arguments["operation_id"], actor=ENGINE_ACTOR)

@@ -101,5 +101,13 @@ def handle(report: dict, *, actor: Actor) -> tuple[int, dict]:
 
 
 def _playback_report(kind: str, data: dict, *, actor: Actor) -> bool:
-    """Room playback is not implemented yet: every playback report is late, so history only."""
-    return False
+    """A report for a play that already ended (or never was) changes nothing: history only."""
+    from . import playback
+
+    if kind == "playback.progress":
+        return playback.engine_progress(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"])
+    if kind == "playback.finished":
+        return playback.engine_finished(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"],
+                                        url=data["url"])
+    return playback.engine_error(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"],
+                                 url=data["url"], message=data.get("message", ""))

@@ -5,7 +5,7 @@ from django.utils import timezone
 from .. import webhook_events
 from ..actors import Actor
 from ..errors import NameTaken, NotFound
-from ..ids import mint_operation_id, mint_room_id
+from ..ids import mint_room_id
 from ..models import App, Room
 from ..models.rooms import PlaybackStatus
 from ..models.sessions import ACTIVE_MEMBER_STATES
@@ -74,23 +74,21 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
     """
     with transaction.atomic():
         room = lock_live_room(app=app, room_id=room_id)
+        room.destroyed_at = timezone.now()  # set first: the engine is told to destroy, not to stop or kick
         if room.playback_status != PlaybackStatus.STOPPED:
-            operation_id = mint_operation_id()
-            room.playback_status = PlaybackStatus.STOPPED
-            room.playback_operation_id = None
-            room.playback_urls = []
-            record_event(app=app, room=room, payload=webhook_events.play_stopped(room, operation_id))
+            from .playback import stop_locked
+
+            stop_locked(room=room, actor=actor)
         members = (
             room.memberships.select_for_update()
             .select_related("session", "room__app")
             .filter(state__in=ACTIVE_MEMBER_STATES)
             .order_by("requested_at", "id")
         )
-        room.destroyed_at = timezone.now()  # set first: the engine is told to destroy, not to kick each
         for member in members:
             member.room = room
             end_membership_locked(member=member, reason="removed", actor=actor)
-        room.save(update_fields=["playback_status", "playback_operation_id", "playback_urls", "destroyed_at"])
+        room.save(update_fields=["destroyed_at"])
         record_event(app=app, room=room, payload=webhook_events.conference_destroyed(room))
         audit.record(actor=actor, action="conference.destroy", app_id=app.app_id, room_id=room.room_id)
         send_on_commit("destroy_room", room_id=room.room_id)

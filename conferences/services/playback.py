@@ -1,0 +1,275 @@
+"""Room playback: play, the pause toggle, stop, volume, the engine's reports and the watchdog.
+
+Everything runs under the room's row lock, and a play ends exactly once: whichever of stop,
+finish, error or timeout takes the lock first ends it; the others find it ended and go to the
+history only.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .. import webhook_events
+from ..actors import Actor
+from ..errors import Conflict
+from ..ids import mint_operation_id
+from ..models import PlaybackOperation, Room
+from ..models.playback import ACTIVE_PLAYBACK_STATES, PlaybackState
+from ..models.rooms import PlaybackStatus
+from . import audit
+from .engine_commands import send_on_commit
+from .events import record_event
+from .rooms import lock_live_room
+
+
+def _timeout() -> timedelta:
+    return timedelta(seconds=settings.PLAYBACK_TIMEOUT_SECONDS)
+
+
+def _active_operation(room: Room) -> PlaybackOperation | None:
+    return room.playbacks.filter(state__in=ACTIVE_PLAYBACK_STATES).first()
+
+
+def _status(room: Room) -> dict:
+    return {"playback_status": room.playback_status, "volume": room.volume}
+
+
+def _arm_watchdog_on_commit(operation: PlaybackOperation) -> None:
+    """A precise timer per deadline; the periodic sweep is the safety net when it is lost."""
+    from ..tasks import playback_deadline
+
+    operation_id, deadline = str(operation.operation_id), operation.deadline_at
+
+    def arm():
+        try:
+            playback_deadline.apply_async((operation_id,), eta=deadline, retry=False)
+        except Exception:
+            pass  # broker down: the sweep fires it
+
+    transaction.on_commit(arm)
+
+
+def _reset_room(room: Room) -> None:
+    room.playback_status = PlaybackStatus.STOPPED
+    room.playback_operation_id = None
+    room.playback_urls = []
+    room.save(update_fields=["playback_status", "playback_operation_id", "playback_urls"])
+
+
+def _end(operation: PlaybackOperation, room: Room, *, state: str, error: str = "") -> None:
+    operation.state = state
+    operation.error = error
+    operation.ended_at = timezone.now()
+    operation.deadline_at = None
+    operation.save(update_fields=["state", "error", "ended_at", "deadline_at"])
+    _reset_room(room)
+
+
+# --- API commands ------------------------------------------------------------------------------
+
+
+def play(*, actor: Actor, app, room_id: str, urls: list[str]) -> dict:
+    with transaction.atomic():
+        room = lock_live_room(app=app, room_id=room_id)
+        if room.playback_status != PlaybackStatus.STOPPED:
+            raise Conflict("Playback is already active in this conference", code="playback_active")
+        operation_id = mint_operation_id()
+        now = timezone.now()
+        operation = PlaybackOperation.objects.create(
+            operation_id=operation_id, room=room, urls=urls, dispatched_at=now, deadline_at=now + _timeout()
+        )
+        room.playback_status = PlaybackStatus.PLAYING
+        room.playback_operation_id = operation_id
+        room.playback_urls = urls
+        room.save(update_fields=["playback_status", "playback_operation_id", "playback_urls"])
+        record_event(app=app, room=room, payload=webhook_events.play_started(room, operation_id, urls))
+        audit.record(actor=actor, action="playback.play", app_id=app.app_id, room_id=room_id,
+                     operation_id=operation_id, request={"urls": urls})
+        send_on_commit("play", room_id=room_id, operation_id=operation_id, urls=urls, volume=room.volume)
+        _arm_watchdog_on_commit(operation)
+        return {"operation_id": operation_id, **_status(room)}
+
+
+def toggle_pause(*, actor: Actor, app, room_id: str) -> dict:
+    """Pause when playing, resume when paused, decided on the state read under the row lock."""
+    with transaction.atomic():
+        room = lock_live_room(app=app, room_id=room_id)
+        operation = _active_operation(room)
+        if operation is None:
+            raise Conflict("No playback in this conference", code="no_playback")
+        operation_id = mint_operation_id()
+        now = timezone.now()
+        if operation.state == PlaybackState.PLAYING:
+            operation.state = PlaybackState.PAUSED
+            operation.remaining_ms = max(0, int((operation.deadline_at - now).total_seconds() * 1000))
+            operation.deadline_at = None
+            room.playback_status = PlaybackStatus.PAUSED
+            payload, command, action = webhook_events.play_paused(room, operation_id), "pause", "playback.pause"
+        else:
+            operation.state = PlaybackState.PLAYING
+            operation.deadline_at = now + timedelta(milliseconds=operation.remaining_ms or 0)
+            operation.remaining_ms = None
+            room.playback_status = PlaybackStatus.PLAYING
+            payload, command, action = webhook_events.play_resumed(room, operation_id), "resume", "playback.resume"
+            _arm_watchdog_on_commit(operation)
+        operation.save(update_fields=["state", "remaining_ms", "deadline_at"])
+        room.save(update_fields=["playback_status"])
+        record_event(app=app, room=room, payload=payload)
+        audit.record(actor=actor, action=action, app_id=app.app_id, room_id=room_id, operation_id=operation_id,
+                     detail={"play_operation_id": str(operation.operation_id)})
+        send_on_commit(command, room_id=room_id, operation_id=str(operation.operation_id))
+        return {"operation_id": operation_id, **_status(room)}
+
+
+def stop(*, actor: Actor, app, room_id: str) -> dict:
+    with transaction.atomic():
+        room = lock_live_room(app=app, room_id=room_id)
+        if _active_operation(room) is None:
+            raise Conflict("No playback in this conference", code="no_playback")
+        operation_id = stop_locked(room=room, actor=actor)
+        return {"operation_id": operation_id, **_status(room)}
+
+
+def stop_locked(*, room: Room, actor: Actor) -> str:
+    """End the room's active playback with `conference.play.stopped`; the caller holds the lock."""
+    operation = _active_operation(room)
+    operation_id = mint_operation_id()
+    _end(operation, room, state=PlaybackState.STOPPED)
+    record_event(app=room.app, room=room, payload=webhook_events.play_stopped(room, operation_id))
+    audit.record(actor=actor, action="playback.stop", app_id=room.app.app_id, room_id=room.room_id,
+                 operation_id=operation_id, detail={"play_operation_id": str(operation.operation_id)})
+    if room.destroyed_at is None:
+        send_on_commit("stop", room_id=room.room_id, operation_id=str(operation.operation_id))
+    return operation_id
+
+
+def set_volume(*, actor: Actor, app, room_id: str, volume: int) -> dict:
+    with transaction.atomic():
+        room = lock_live_room(app=app, room_id=room_id)
+        operation_id = mint_operation_id()
+        room.volume = volume
+        room.save(update_fields=["volume"])
+        record_event(app=app, room=room, payload=webhook_events.play_volume_changed(room, operation_id, volume))
+        audit.record(actor=actor, action="playback.volume", app_id=app.app_id, room_id=room_id,
+                     operation_id=operation_id, request={"volume": volume})
+        send_on_commit("set_volume", room_id=room_id, volume=volume)
+        return {"operation_id": operation_id, **_status(room)}
+
+
+# --- Engine reports and the watchdog -----------------------------------------------------------
+
+
+def _lock_operation(operation_id: str) -> tuple[Room, PlaybackOperation] | None:
+    """The room (locked) and its active operation `operation_id`, or None when it has ended."""
+    room_pk = PlaybackOperation.objects.filter(operation_id=operation_id).values_list("room_id", flat=True).first()
+    if room_pk is None:
+        return None
+    room = Room.objects.select_for_update().select_related("app").get(pk=room_pk)
+    operation = room.playbacks.filter(operation_id=operation_id, state__in=ACTIVE_PLAYBACK_STATES).first()
+    return (room, operation) if operation else None
+
+
+def _valid_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+def engine_progress(*, actor: Actor, room_id: str, operation_id: str) -> bool:
+    """Progress restarts the watchdog's clock."""
+    if not _valid_uuid(operation_id):
+        return False
+    with transaction.atomic():
+        found = _lock_operation(operation_id)
+        if found is None or found[0].room_id != room_id:
+            return False
+        room, operation = found
+        if operation.state == PlaybackState.PLAYING:
+            operation.deadline_at = timezone.now() + _timeout()
+            _arm_watchdog_on_commit(operation)
+        else:
+            operation.remaining_ms = int(_timeout().total_seconds() * 1000)
+        operation.save(update_fields=["deadline_at", "remaining_ms"])
+    return True
+
+
+def engine_finished(*, actor: Actor, room_id: str, operation_id: str, url: str) -> bool:
+    return _end_from_engine(actor=actor, room_id=room_id, operation_id=operation_id, url=url, error=None)
+
+
+def engine_error(*, actor: Actor, room_id: str, operation_id: str, url: str, message: str = "") -> bool:
+    return _end_from_engine(actor=actor, room_id=room_id, operation_id=operation_id, url=url,
+                            error="playback_error", message=message)
+
+
+def _end_from_engine(*, actor, room_id, operation_id, url, error, message="") -> bool:
+    if not _valid_uuid(operation_id):
+        return False
+    with transaction.atomic():
+        found = _lock_operation(operation_id)
+        if found is None or found[0].room_id != room_id:
+            return False
+        room, operation = found
+        if error is None:
+            _end(operation, room, state=PlaybackState.FINISHED)
+            payload = webhook_events.play_finished(room, operation_id, [url])
+        else:
+            _end(operation, room, state=PlaybackState.FAILED, error=error)
+            payload = webhook_events.play_failed(room, operation_id, [url], error)
+        record_event(app=room.app, room=room, payload=payload)
+        audit.record(actor=actor, action=f"playback.{'finished' if error is None else 'failed'}",
+                     app_id=room.app.app_id, room_id=room_id, operation_id=operation_id,
+                     detail={"url": url, "message": message} if message else {"url": url})
+    return True
+
+
+def fail_dispatch(*, operation_id: str, actor: Actor) -> bool:
+    """The engine refused the play or could not be reached."""
+    with transaction.atomic():
+        found = _lock_operation(operation_id)
+        if found is None:
+            return False
+        room, operation = found
+        _end(operation, room, state=PlaybackState.FAILED, error="playback_error")
+        record_event(app=room.app, room=room,
+                     payload=webhook_events.play_failed(room, operation_id, operation.urls, "playback_error"))
+        audit.record(actor=actor, action="playback.failed", app_id=room.app.app_id, room_id=room.room_id,
+                     operation_id=operation_id, detail={"reason": "engine_unavailable"})
+    return True
+
+
+def expire(*, operation_id: str, actor: Actor, now: datetime | None = None) -> bool:
+    """The watchdog: a play still playing at its deadline fails with playback_timeout (once,
+    whoever fires it) and the engine is told to stop it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        found = _lock_operation(operation_id)
+        if found is None:
+            return False
+        room, operation = found
+        if operation.state != PlaybackState.PLAYING or operation.deadline_at > now:
+            return False  # paused, or the clock was restarted: a later timer owns it
+        _end(operation, room, state=PlaybackState.FAILED, error="playback_timeout")
+        record_event(app=room.app, room=room,
+                     payload=webhook_events.play_failed(room, operation_id, operation.urls, "playback_timeout"))
+        audit.record(actor=actor, action="playback.timeout", app_id=room.app.app_id, room_id=room.room_id,
+                     operation_id=operation_id)
+        send_on_commit("stop", room_id=room.room_id, operation_id=operation_id)
+    return True
+
+
+def expire_due(*, actor: Actor, now: datetime | None = None, limit: int = 1000) -> int:
+    """The periodic sweep: cost follows what is due (partial index on playing deadlines)."""
+    now = now or timezone.now()
+    due = (
+        PlaybackOperation.objects.filter(state=PlaybackState.PLAYING, deadline_at__lte=now)
+        .order_by("deadline_at")
+        .values_list("operation_id", flat=True)[:limit]
+    )
+    return sum(expire(operation_id=str(operation_id), actor=actor, now=now) for operation_id in due)
