@@ -3,7 +3,7 @@ from django.test import override_settings
 
 from project.celery import app as celery_app
 from tests.support.receiver import Receiver
-from tests.support.worker import WORKER_ENV, WorkerProcess
+from tests.support.worker import WORKER_ENV, BeatProcess, WorkerProcess
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +19,14 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, worker_e
     worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log", worker_env)
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_beat(celery_worker, tmp_path_factory, worker_env):
+    """A real beat for a module, beside its worker."""
+    beat = BeatProcess(tmp_path_factory.mktemp("beat") / "beat.log", worker_env)
+    yield beat
+    beat.stop()
 
 
 @pytest.fixture

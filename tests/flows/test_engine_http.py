@@ -30,14 +30,16 @@ def engine_receiver():
 
 @pytest.fixture(scope="module")
 def worker_env(engine_receiver):
-    return {"ENGINE": "http", "ENGINE_URL": engine_receiver.url, "ENGINE_TOKEN": TOKEN, "JOIN_TIMEOUT_SECONDS": "1"}
+    return {"ENGINE": "http", "ENGINE_URL": engine_receiver.url, "ENGINE_TOKEN": TOKEN, "JOIN_TIMEOUT_SECONDS": "1",
+            "PLAYBACK_TIMEOUT_SECONDS": "1"}
 
 
 @pytest.fixture(autouse=True)
 def like_the_engine_worker(engine_receiver):
     engine_receiver.received.clear()
     engine_receiver.answer = lambda request: 200
-    with override_settings(JOIN_TIMEOUT_SECONDS=1, ENGINE="http", ENGINE_URL=engine_receiver.url, ENGINE_TOKEN=TOKEN):
+    with override_settings(JOIN_TIMEOUT_SECONDS=1, PLAYBACK_TIMEOUT_SECONDS=1, ENGINE="http",
+                           ENGINE_URL=engine_receiver.url, ENGINE_TOKEN=TOKEN):
         yield
 
 
@@ -87,3 +89,31 @@ def test_an_engine_that_refuses_a_join_fails_it(setup, receiver, engine_receiver
     assert (result["operation_id"], result["success"], result["error"]) == (
         accepted["operation_id"], False, "engine_unavailable")
     assert len(engine_receiver.received) == 1  # a join is not retried: it fails at once
+
+
+def test_the_engine_is_told_to_stop_a_timed_out_play(setup, receiver, engine_receiver):
+    from conferences.services import playback
+
+    tenant, room, _ = setup
+    started = playback.play(actor=SYSTEM, app=tenant.app, room_id=room.room_id, urls=["https://cdn.example.com/a.wav"])
+    commands = engine_receiver.wait_for(lambda r: any(x.json["command"] == "stop" for x in r), timeout=10)
+    assert [c.json["command"] for c in commands] == ["play", "stop"]
+    assert commands[0].json == {"command": "play", "room_id": room.room_id, "operation_id": started["operation_id"],
+                                "urls": ["https://cdn.example.com/a.wav"], "volume": 0}
+    assert commands[1].json == {"command": "stop", "room_id": room.room_id, "operation_id": started["operation_id"]}
+    received = receiver.wait_for(lambda r: any(x.json["event"] == "conference.play.failed" for x in r))
+    failed = next(r.json for r in received if r.json["event"] == "conference.play.failed")
+    assert failed["error"] == "playback_timeout"
+
+
+def test_an_engine_that_refuses_a_play_fails_it(setup, receiver, engine_receiver):
+    from conferences.services import playback
+
+    tenant, room, _ = setup
+    engine_receiver.answer = lambda request: 500
+    started = playback.play(actor=SYSTEM, app=tenant.app, room_id=room.room_id, urls=["https://cdn.example.com/a.wav"])
+    received = receiver.wait_for(lambda r: any(x.json["event"] == "conference.play.failed" for x in r))
+    failed = next(r.json for r in received if r.json["event"] == "conference.play.failed")
+    assert failed == {"event": "conference.play.failed", "room_id": room.room_id,
+                      "operation_id": started["operation_id"], "urls": ["https://cdn.example.com/a.wav"],
+                      "error": "playback_error"}

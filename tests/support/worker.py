@@ -54,3 +54,25 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+class BeatProcess:
+    """A real `celery beat` with django-celery-beat's database scheduler on the test database."""
+
+    def __init__(self, log_path: Path, extra_env: dict | None = None):
+        env = {**os.environ, **WORKER_ENV, **(extra_env or {}), "DATABASE_URL": test_database_url()}
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO", "--max-interval=1",
+             "--schedule=" + str(log_path.with_suffix(".db"))],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
