@@ -25,4 +25,4 @@ test: $(STAMP)
 	@$(WITH_DB) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@$(WITH_DB) $(PY) -m bench
+	@$(WITH_DB) $(PY) -m bench $(BENCH)

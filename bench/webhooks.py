@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from . import receiver as bench_receiver
-from .setup import start_worker, stop, use_fresh_database
+from .setup import start_worker, stop
 
 EVENTS, ROOMS, CONCURRENCY = 5000, 100, 8
 PACED_RATE, PACED_SECONDS = 200, 10
@@ -64,7 +64,6 @@ def wait_for_receipts(base: str, count: int, timeout: float) -> list:
 
 
 def main() -> None:
-    use_fresh_database()
     from django.db import transaction
 
     from conferences import webhook_events

@@ -54,8 +54,9 @@ def expire_orphans() -> int:
 
 
 @shared_task(ignore_result=True)
-def playback_deadline(operation_id: str) -> bool:
-    return playback.expire(operation_id=operation_id, actor=SWEEPER)
+def playback_deadline(operation_id: str) -> int:
+    """A play's precise timer: it sweeps everything due, its own play included."""
+    return playback.expire_due(actor=SWEEPER)
 
 
 @shared_task(ignore_result=True)

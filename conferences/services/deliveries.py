@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,32 +43,42 @@ _broker_down_until = 0.0
 # --- Fan-out (inside the state change's transaction) ---------------------------------------
 
 
-def fan_out(event: Event) -> None:
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(app_id=event.app_id, enabled=True)
+def fan_out(events: list[Event]) -> None:
+    """One delivery per event and enabled endpoint of its app that wants it."""
+    endpoints_by_app = defaultdict(list)
+    for endpoint in WebhookEndpoint.objects.filter(app_id__in={event.app_id for event in events}, enabled=True):
+        endpoints_by_app[endpoint.app_id].append(endpoint)
+    pairs = [
+        (event, endpoint)
+        for event in events
+        for endpoint in endpoints_by_app[event.app_id]
         if endpoint.wants(event.event_type)
     ]
-    if not endpoints:
+    if not pairs:
         return
     # Behind a head that waits for a retry, a new delivery is not due before it: the re-drive
     # then only sees queues that can move.
-    waiting_until = dict(
-        Delivery.objects.filter(endpoint__in=endpoints, ordering_key=event.ordering_key, status=DeliveryStatus.PENDING)
-        .values("endpoint_id")
+    waiting_until = {
+        (endpoint_id, key): until
+        for endpoint_id, key, until in Delivery.objects.filter(
+            endpoint__in={endpoint.pk for _, endpoint in pairs},
+            ordering_key__in={event.ordering_key for event, _ in pairs},
+            status=DeliveryStatus.PENDING,
+        )
+        .values("endpoint_id", "ordering_key")
         .annotate(until=Max("next_attempt_at"))
-        .values_list("endpoint_id", "until")
-    )
+        .values_list("endpoint_id", "ordering_key", "until")
+    }
     Delivery.objects.bulk_create(
         Delivery(
             event=event,
             endpoint=endpoint,
             ordering_key=event.ordering_key,
-            next_attempt_at=max(event.created_at, waiting_until.get(endpoint.pk) or event.created_at),
+            next_attempt_at=max(event.created_at, waiting_until.get((endpoint.pk, event.ordering_key), event.created_at)),
         )
-        for endpoint in endpoints
+        for event, endpoint in pairs
     )
-    queues = [(endpoint.pk, event.ordering_key) for endpoint in endpoints]
+    queues = sorted({(endpoint.pk, event.ordering_key) for event, endpoint in pairs})
     transaction.on_commit(lambda: wake_queues(queues))
 
 

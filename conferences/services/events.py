@@ -12,8 +12,14 @@ def record_event(*, app: App, payload: dict, room: Room | None = None, ordering_
         if room is None:
             raise ValueError("an event needs a room or an explicit ordering key")
         ordering_key = room.room_id
-    event = Event.objects.create(
-        app=app, event_type=payload["event"], ordering_key=ordering_key, room=room, payload=payload
+    return record_events([(app, room, ordering_key, payload)])[0]
+
+
+def record_events(items: list[tuple[App, Room | None, str, dict]]) -> list[Event]:
+    """Many events at once, in order: (app, room, ordering key, payload) each."""
+    events = Event.objects.bulk_create(
+        Event(app=app, event_type=payload["event"], ordering_key=key, room=room, payload=payload)
+        for app, room, key, payload in items
     )
-    fan_out(event)
-    return event
+    fan_out(events)
+    return events

@@ -20,7 +20,7 @@ from ..models.playback import ACTIVE_PLAYBACK_STATES, PlaybackState
 from ..models.rooms import PlaybackStatus
 from . import audit
 from .engine_commands import send_on_commit
-from .events import record_event
+from .events import record_event, record_events
 from .rooms import lock_live_room
 
 
@@ -245,31 +245,53 @@ def fail_dispatch(*, operation_id: str, actor: Actor) -> bool:
 
 
 def expire(*, operation_id: str, actor: Actor, now: datetime | None = None) -> bool:
-    """The watchdog: a play still playing at its deadline fails with playback_timeout (once,
-    whoever fires it) and the engine is told to stop it."""
-    now = now or timezone.now()
+    """The watchdog for one play: failed with playback_timeout if still playing at its deadline."""
+    if not _valid_uuid(operation_id):
+        return False
+    return _expire_batch(actor=actor, now=now or timezone.now(), operation_id=operation_id) == 1
+
+
+def expire_due(*, actor: Actor, now: datetime | None = None, limit: int = 500) -> int:
+    """Every play past its deadline fails with playback_timeout (the partial index on playing
+    deadlines keeps the cost in proportion to what is due). Used by each precise timer and by
+    the periodic sweep: whichever fires first takes everything due."""
+    return _expire_batch(actor=actor, now=now or timezone.now(), limit=limit)
+
+
+def _expire_batch(*, actor: Actor, now: datetime, operation_id: str | None = None, limit: int = 500) -> int:
+    due = PlaybackOperation.objects.filter(state=PlaybackState.PLAYING, deadline_at__lte=now)
+    if operation_id is not None:
+        due = due.filter(operation_id=operation_id)
+    room_ids = list(due.order_by("room_id").values_list("room_id", flat=True)[:limit])
+    if not room_ids:
+        return 0
     with transaction.atomic():
-        found = _lock_operation(operation_id)
-        if found is None:
-            return False
-        room, operation = found
-        if operation.state != PlaybackState.PLAYING or operation.deadline_at > now:
-            return False  # paused, or the clock was restarted: a later timer owns it
-        _end(operation, room, state=PlaybackState.FAILED, error="playback_timeout")
-        record_event(app=room.app, room=room,
-                     payload=webhook_events.play_failed(room, operation_id, operation.urls, "playback_timeout"))
-        audit.record(actor=actor, action="playback.timeout", app_id=room.app.app_id, room_id=room.room_id,
-                     operation_id=operation_id)
-        send_on_commit("stop", room_id=room.room_id, operation_id=operation_id)
-    return True
-
-
-def expire_due(*, actor: Actor, now: datetime | None = None, limit: int = 1000) -> int:
-    """The periodic sweep: cost follows what is due (partial index on playing deadlines)."""
-    now = now or timezone.now()
-    due = (
-        PlaybackOperation.objects.filter(state=PlaybackState.PLAYING, deadline_at__lte=now)
-        .order_by("deadline_at")
-        .values_list("operation_id", flat=True)[:limit]
-    )
-    return sum(expire(operation_id=str(operation_id), actor=actor, now=now) for operation_id in due)
+        # Rooms locked in id order, so concurrent sweeps cannot deadlock; state read again under lock.
+        rooms = {
+            room.pk: room
+            for room in Room.objects.select_for_update(of=("self",)).select_related("app")
+            .filter(pk__in=room_ids).order_by("pk")
+        }
+        expired = list(due.filter(room_id__in=rooms).select_for_update())
+        if not expired:
+            return 0
+        PlaybackOperation.objects.filter(pk__in=[op.pk for op in expired]).update(
+            state=PlaybackState.FAILED, error="playback_timeout", ended_at=now, deadline_at=None
+        )
+        Room.objects.filter(pk__in=[op.room_id for op in expired]).update(
+            playback_status=PlaybackStatus.STOPPED, playback_operation_id=None, playback_urls=[]
+        )
+        items = []
+        for operation in expired:
+            room = rooms[operation.room_id]
+            op_id = str(operation.operation_id)
+            items.append((room.app, room, room.room_id,
+                          webhook_events.play_failed(room, op_id, operation.urls, "playback_timeout")))
+            send_on_commit("stop", room_id=room.room_id, operation_id=op_id)
+        record_events(items)
+        audit.record_many([
+            dict(actor=actor, action="playback.timeout", app_id=rooms[op.room_id].app.app_id,
+                 room_id=rooms[op.room_id].room_id, operation_id=str(op.operation_id))
+            for op in expired
+        ])
+    return len(expired)
