@@ -113,6 +113,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "conferences.api.schema.add_error_responses",
+    ],
     # One import string naming the whole list of webhook definitions.
     "WEBHOOKS": "conferences.api.schema.WEBHOOKS",
 }

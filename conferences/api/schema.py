@@ -34,3 +34,39 @@ class AppKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             {"type": "apiKey", "in": "header", "name": "X-App-ID"},
             {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         ]
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["success", "error", "code", "detail"],
+    "properties": {
+        "success": {"const": False},
+        "error": {"type": "string", "description": "A message for humans."},
+        "code": {"type": "string", "description": "snake_case, e.g. invalid, not_found, name_taken."},
+        "detail": {"type": ["object", "null"], "description": "For `invalid`: field → list of messages."},
+    },
+}
+ERROR_STATUSES = {
+    "400": "Invalid request (`invalid`; `detail` maps field → messages)",
+    "401": "Missing or wrong credentials",
+    "403": "The app is disabled",
+    "404": "Not found (another app's objects look missing too)",
+    "409": "Conflict with the current state",
+    "429": "Rate limited (`Retry-After` says when to try again)",
+}
+
+
+def add_error_responses(result, generator, request, public):
+    """Every operation documents the one error shape for the statuses it can answer."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status_code, description in ERROR_STATUSES.items():
+                if status_code == "409" and method == "get":
+                    continue
+                responses.setdefault(status_code, {
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                })
+    return result
