@@ -34,7 +34,7 @@ def main() -> None:
 
     processes = [
         subprocess.Popen([PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"], cwd=ROOT),
-        subprocess.Popen([PY, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO", "--concurrency=2"], cwd=ROOT),
+        subprocess.Popen([PY, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO", "--pool=threads", "--concurrency=8"], cwd=ROOT),
         subprocess.Popen([PY, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]
 

@@ -47,6 +47,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "project.urls"
+# Room for an engine heartbeat listing 100,000 sessions; larger bodies answer 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 WSGI_APPLICATION = "project.wsgi.application"
 APPEND_SLASH = False
 

@@ -4,7 +4,7 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -58,6 +58,8 @@ def exception_handler(exc, context):
     headers = {}
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.message, exc.code, exc.detail), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("Request body too large", "payload_too_large"), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

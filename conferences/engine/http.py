@@ -18,7 +18,7 @@ class HttpEngine(Engine):
     def __init__(self):
         self.client = httpx.Client(timeout=TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
 
-    def _send(self, command: str, **arguments) -> None:
+    def _send(self, command: str, **arguments) -> httpx.Response:
         if not settings.ENGINE_URL:
             raise EngineUnavailable("ENGINE_URL is not set")
         body = json.dumps({"command": command, **arguments}, separators=(",", ":"))
@@ -35,6 +35,19 @@ class HttpEngine(Engine):
             raise EngineUnavailable(f"{type(exc).__name__}: {exc}") from None
         if not response.is_success:
             raise EngineUnavailable(f"engine answered {response.status_code}")
+        return response
+
+    def live_sessions(self):
+        """The engine answers `{"node": "<5 chars>", "sessions": [session_uuid, ...]}`; anything
+        else (or no answer) means it cannot tell, and only ORPHAN_AFTER_SECONDS applies."""
+        try:
+            body = self._send("live_sessions").json()
+        except (EngineUnavailable, ValueError):
+            return None
+        node, sessions = (body.get("node"), body.get("sessions")) if isinstance(body, dict) else (None, None)
+        if not isinstance(node, str) or not isinstance(sessions, list) or not all(isinstance(s, str) for s in sessions):
+            return None
+        return node, set(sessions)
 
     def join(self, *, session_uuid, room_id, muted, operation_id):
         self._send("join", session_uuid=session_uuid, room_id=room_id, muted=muted, operation_id=operation_id)

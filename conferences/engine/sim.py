@@ -71,6 +71,7 @@ def playback_step(*, room_id: str, operation_id: str, urls: list[str], index: in
         _report({"type": "playback.error", "room_id": room_id, "operation_id": operation_id, "url": url,
                  "message": "simulated play-file failure"})
     elif index + 1 < len(urls):
+        _report({"type": "playback.progress", "room_id": room_id, "operation_id": operation_id})
         _start_file(room_id, operation_id, urls, index + 1)
     else:
         _report({"type": "playback.finished", "room_id": room_id, "operation_id": operation_id, "url": url})

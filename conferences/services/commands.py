@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..actors import Actor
-from ..errors import NotFound, ServiceError
+from ..errors import Conflict, NotFound, ServiceError
 from ..models import CommandRecord
 from . import audit
 
@@ -25,6 +25,8 @@ def run_command(
     With a client `command_uid`, its record is inserted first: a concurrent duplicate waits on
     the unique index until the first commits, then reads the first response.
     """
+    if len(session_uuid) > 64:  # longer than any session id: nothing to look up or record
+        raise NotFound("Session not found")
     given_uid = command_uid is not None
     command_uid = command_uid or str(uuid.uuid4())
     try:
@@ -54,9 +56,16 @@ def _claim_uid(*, app, session_uuid: str, command_uid: str, command: str) -> dic
         session_uuid=session_uuid, command_uid=command_uid,
         defaults={"app": app, "command": command, "response": {}},
     )
-    if not created and record.app_id != app.pk:
+    if created:
+        return None
+    if record.app_id != app.pk:
         raise NotFound("Session not found")  # another app's session looks missing
-    return None if created else record.response
+    if record.command != command:
+        raise Conflict(
+            f"command_uid was already used for {record.command}", code="command_uid_reused",
+            detail={"command": record.command},
+        )
+    return record.response
 
 
 def prune_command_records(*, now=None) -> int:

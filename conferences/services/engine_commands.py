@@ -41,8 +41,8 @@ def run(command: str, arguments: dict) -> None:
         try:
             getattr(engine, command)(**arguments)
             return
-        except EngineUnavailable as exc:
-            error = str(exc)
+        except Exception as exc:  # any failure to hand the command over counts as unavailable
+            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, EngineUnavailable) else str(exc)
             if pause is None:
                 break
             time.sleep(pause)

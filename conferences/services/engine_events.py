@@ -2,6 +2,8 @@
 goes through `handle`. Duplicate, late and out-of-order reports are harmless: each service
 below changes state only when the report still applies."""
 
+import uuid
+
 from rest_framework import serializers
 
 from ..actors import Actor
@@ -29,9 +31,17 @@ class MemberRef(SessionRef):
     room_id = StrictCharField(max_length=64)
 
 
+def validate_uuid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise serializers.ValidationError("Must be a UUID.") from None
+    return value
+
+
 class PlaybackRef(serializers.Serializer):
     room_id = StrictCharField(max_length=64)
-    operation_id = StrictCharField(max_length=64)
+    operation_id = StrictCharField(max_length=64, validators=[validate_uuid])
 
 
 class PlaybackFileRef(PlaybackRef):

@@ -37,7 +37,7 @@ def lock_active_session(*, app, session_uuid: str) -> CallSession:
 
 
 def _lock_room(room_id: int) -> Room:
-    return Room.objects.select_for_update().select_related("app").get(pk=room_id)
+    return Room.objects.select_for_update(of=("self",)).select_related("app").get(pk=room_id)
 
 
 def _locked_membership(session: CallSession, *, states=ACTIVE_MEMBER_STATES) -> Member | None:
@@ -78,7 +78,7 @@ def accepted(operation_id: str, timeout_ms: int) -> dict:
 
 def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, command_uid: str) -> dict:
     session = lock_active_session(app=app, session_uuid=session_uuid)
-    room = Room.objects.select_for_update().select_related("app").live().filter(app=app, room_id=room_id).first()
+    room = Room.objects.select_for_update(of=("self",)).select_related("app").live().filter(app=app, room_id=room_id).first()
     if room is None:
         raise NotFound("Conference not found")
     current = session.memberships.filter(state__in=ACTIVE_MEMBER_STATES).select_related("room").first()
@@ -150,7 +150,7 @@ def kick(*, actor: Actor, app, room_id: str, session_uuid: str) -> None:
     with transaction.atomic():
         room = lock_live_room(app=app, room_id=room_id)
         member = (
-            Member.objects.select_for_update()
+            Member.objects.select_for_update(of=("self",))
             .select_related("session")
             .filter(room=room, session__session_uuid=session_uuid, state__in=ACTIVE_MEMBER_STATES)
             .first()
@@ -198,8 +198,13 @@ def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
     )
 
 
-def _lock_session_by_uuid(session_uuid: str) -> CallSession | None:
-    return CallSession.objects.select_for_update().select_related("app").filter(session_uuid=session_uuid).first()
+def _lock_session_by_uuid(session_uuid: str, *, skip_locked: bool = False) -> CallSession | None:
+    return (
+        CallSession.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+        .select_related("app")
+        .filter(session_uuid=session_uuid)
+        .first()
+    )
 
 
 def confirm_join(*, actor: Actor, session_uuid: str, room_id: str) -> bool:
@@ -242,10 +247,11 @@ def engine_member_left(*, actor: Actor, session_uuid: str, room_id: str) -> bool
     return True
 
 
-def end_session(*, actor: Actor, session_uuid: str, reason: str) -> bool:
-    """The call is gone (hang-up, or an orphan): its membership ends with that reason."""
+def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bool = False) -> bool:
+    """The call is gone (hang-up, or an orphan): its membership ends with that reason.
+    Sweeps pass skip_locked: a session busy elsewhere is left to the next sweep."""
     with transaction.atomic():
-        session = _lock_session_by_uuid(session_uuid)
+        session = _lock_session_by_uuid(session_uuid, skip_locked=skip_locked)
         if session is None or session.state != SessionState.ACTIVE:
             return False
         member = _locked_membership(session)
@@ -264,7 +270,13 @@ def _fail_join(member_filter: dict, *, error: str, actor: Actor, due_before=None
     if member is None:
         return False
     with transaction.atomic():
-        session = CallSession.objects.select_for_update().select_related("app").get(pk=member)
+        # A session busy elsewhere is skipped: the next timer or sweep fires this once it is free.
+        session = (
+            CallSession.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("app").filter(pk=member).first()
+        )
+        if session is None:
+            return False
         joining = _locked_membership(session, states=[MemberState.JOINING])
         if joining is None or any(
             str(getattr(joining, key)) != str(value) for key, value in member_filter.items()

@@ -166,7 +166,7 @@ def _lock_operation(operation_id: str) -> tuple[Room, PlaybackOperation] | None:
     room_pk = PlaybackOperation.objects.filter(operation_id=operation_id).values_list("room_id", flat=True).first()
     if room_pk is None:
         return None
-    room = Room.objects.select_for_update().select_related("app").get(pk=room_pk)
+    room = Room.objects.select_for_update(of=("self",)).select_related("app").get(pk=room_pk)
     operation = room.playbacks.filter(operation_id=operation_id, state__in=ACTIVE_PLAYBACK_STATES).first()
     return (room, operation) if operation else None
 
@@ -266,10 +266,11 @@ def _expire_batch(*, actor: Actor, now: datetime, operation_id: str | None = Non
     if not room_ids:
         return 0
     with transaction.atomic():
-        # Rooms locked in id order, so concurrent sweeps cannot deadlock; state read again under lock.
+        # Rooms busy elsewhere are skipped (the next timer or sweep takes them); the state is
+        # read again under the lock.
         rooms = {
             room.pk: room
-            for room in Room.objects.select_for_update(of=("self",)).select_related("app")
+            for room in Room.objects.select_for_update(of=("self",), skip_locked=True).select_related("app")
             .filter(pk__in=room_ids).order_by("pk")
         }
         expired = list(due.filter(room_id__in=rooms).select_for_update())

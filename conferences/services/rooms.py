@@ -61,7 +61,7 @@ def create_room(*, actor: Actor, app: App, name: str) -> Room:
 
 def lock_live_room(*, app: App, room_id: str) -> Room:
     """The app's live room under a row lock, or NotFound (another app's room looks missing)."""
-    room = Room.objects.select_for_update().select_related("app").live().filter(app=app, room_id=room_id).first()
+    room = Room.objects.select_for_update(of=("self",)).select_related("app").live().filter(app=app, room_id=room_id).first()
     if room is None:
         raise NotFound("Conference not found")
     return room
@@ -80,7 +80,7 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
 
             stop_locked(room=room, actor=actor)
         members = (
-            room.memberships.select_for_update()
+            room.memberships.select_for_update(of=("self",))
             .select_related("session", "room__app")
             .filter(state__in=ACTIVE_MEMBER_STATES)
             .order_by("requested_at", "id")

@@ -14,8 +14,6 @@ from ..models.sessions import SessionState
 from . import audit
 from .members import end_session
 
-HEARTBEAT_GRACE = timedelta(seconds=2)  # a session created just now may miss the heartbeat
-
 
 def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: str | None) -> CallSession:
     """Register a call leg; a repeated report of the same session returns it unchanged."""
@@ -45,8 +43,9 @@ def heartbeat(*, actor: Actor, node: str, live_session_uuids: list[str], now=Non
     now = now or timezone.now()
     listed = set(live_session_uuids)
     CallSession.objects.filter(node=node, state=SessionState.ACTIVE, session_uuid__in=listed).update(last_seen_at=now)
+    # The list is taken as the truth when it arrives (SPEC 9): absent means lost.
     missing = (
-        CallSession.objects.filter(node=node, state=SessionState.ACTIVE, created_at__lt=now - HEARTBEAT_GRACE)
+        CallSession.objects.filter(node=node, state=SessionState.ACTIVE)
         .exclude(session_uuid__in=listed)
         .values_list("session_uuid", flat=True)
     )
@@ -59,7 +58,7 @@ def expire_orphans(*, actor: Actor, now=None, limit: int = 500) -> int:
     cutoff = now - timedelta(seconds=settings.ORPHAN_AFTER_SECONDS)
     stale = CallSession.objects.filter(state=SessionState.ACTIVE, last_seen_at__lt=cutoff).order_by("last_seen_at")
     return sum(
-        end_session(actor=actor, session_uuid=uuid, reason="orphan")
+        end_session(actor=actor, session_uuid=uuid, reason="orphan", skip_locked=True)
         for uuid in stale.values_list("session_uuid", flat=True)[:limit]
     )
 

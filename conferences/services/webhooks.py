@@ -50,7 +50,7 @@ def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] 
 def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta = ROTATION_GRACE) -> str:
     """A new secret; the previous one keeps signing too (a second signature) until `grace` ends."""
     with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.select_for_update().select_related("app").get(pk=endpoint.pk)
+        endpoint = WebhookEndpoint.objects.select_for_update(of=("self",)).select_related("app").get(pk=endpoint.pk)
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_expires_at = timezone.now() + grace
         endpoint.secret = mint_webhook_secret()

@@ -329,7 +329,6 @@ def test_session_created_mints_a_uuid_of_this_node(engine, tenant, settings):
 def test_heartbeat_that_no_longer_lists_a_session_orphans_it(api, engine, tenant, room_id):
     kept = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="k", session_uuid=None)
     lost = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="l", session_uuid=None)
-    CallSession.objects.update(created_at=timezone.now() - timedelta(minutes=1))
     joined(api, engine, lost.session_uuid, room_id)
     response = engine(type="heartbeat", node=kept.node, sessions=[kept.session_uuid])
     assert response.status_code == 200
@@ -359,6 +358,41 @@ def test_engine_member_left_for_a_removed_member_is_ignored(api, engine, session
 
 
 def test_late_playback_reports_are_accepted_and_change_nothing(engine, room_id):
-    response = engine(type="playback.finished", room_id=room_id, operation_id="op", url="https://x/a.wav")
+    late = "6a1b0c52-8d0e-4c7f-9a3b-2f1e0d9c8b7a"
+    response = engine(type="playback.finished", room_id=room_id, operation_id=late, url="https://x/a.wav")
     assert response.status_code == 200 and response.json()["changed"] is False
     assert events("conference.play.finished") == []
+    assert_error(engine(type="playback.finished", room_id=room_id, operation_id="op", url="https://x/a.wav"),
+                 400, "invalid")
+
+
+def test_a_session_id_longer_than_any_answers_404(api):
+    assert_error(command(api, "x" * 200, "mute", command_uid="u1"), 404, "not_found")
+
+
+def test_a_command_uid_reused_for_another_command_answers_409(api, engine, session_uuid, room_id):
+    joined(api, engine, session_uuid, room_id)
+    command(api, session_uuid, "mute", command_uid="same")
+    body = assert_error(command(api, session_uuid, "unmute", command_uid="same"), 409, "command_uid_reused")
+    assert body["detail"] == {"command": "conference/mute"}
+
+
+def test_a_body_over_the_limit_answers_413(engine):
+    huge = ["abCDE-6a1b0c52-8d0e-4c7f-9a3b-2f1e0d9c8b7a"] * 200_000
+    assert_error(engine(type="heartbeat", node="abCDE", sessions=huge), 413, "payload_too_large")
+
+
+def test_an_engine_that_fails_in_any_way_fails_the_join(api, session_uuid, room_id):
+    from conferences.services import engine_commands
+
+    accepted = command(api, session_uuid, "join", room_id=room_id).json()
+    with override_settings(ENGINE="http", ENGINE_URL="http://bad host/"):
+        from conferences.engine.base import _engine
+
+        _engine.cache_clear()
+        try:
+            engine_commands.run("join", {"session_uuid": session_uuid, "room_id": room_id, "muted": False,
+                                         "operation_id": accepted["operation_id"]})
+        finally:
+            _engine.cache_clear()
+    assert events("command.result")[0]["error"] == "engine_unavailable"
