@@ -132,9 +132,14 @@ WITH head AS (
 ), claimed AS (
     UPDATE conferences_delivery AS d
     SET attempts = d.attempts + 1, total_attempts = d.total_attempts + 1, lease_expires_at = %(lease)s
-    FROM head, conferences_webhookendpoint AS ep
-    WHERE d.id = head.id AND ep.id = d.endpoint_id AND ep.enabled AND d.status = 'pending'
-      AND d.next_attempt_at <= %(now)s AND (d.lease_expires_at IS NULL OR d.lease_expires_at < %(now)s)
+    -- Every index the planner may pick finds the one row at once: the queue key and id serve
+    -- the queue index and the primary key, and the due check is written so no index serves it
+    -- (a scan of the due index would grow with the backlog).
+    WHERE d.endpoint_id = %(endpoint)s AND d.ordering_key = %(key)s AND d.id = (SELECT id FROM head)
+      AND d.status = 'pending'
+      AND (d.next_attempt_at <= %(now)s) IS TRUE
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < %(now)s)
+      AND EXISTS (SELECT 1 FROM conferences_webhookendpoint AS ep WHERE ep.id = d.endpoint_id AND ep.enabled)
     RETURNING d.id, d.event_id, d.attempts, d.total_attempts
 ), attempt AS (
     INSERT INTO conferences_deliveryattempt (delivery_id, number, started_at, response_excerpt, error)
