@@ -5,6 +5,7 @@ finish, error or timeout takes the lock first ends it; the others find it ended 
 history only.
 """
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -161,33 +162,28 @@ def set_volume(*, actor: Actor, app, room_id: str, volume: int) -> dict:
 # --- Engine reports and the watchdog -----------------------------------------------------------
 
 
-def _lock_operation(operation_id: str) -> tuple[Room, PlaybackOperation] | None:
-    """The room (locked) and its active operation `operation_id`, or None when it has ended."""
+def _lock_operation(operation_id: str, room_id: str | None = None) -> tuple[Room, PlaybackOperation] | None:
+    """The room (locked) and its active operation `operation_id`, or None when the play has
+    ended, is unknown, or (with `room_id`) belongs to another room."""
+    try:
+        uuid.UUID(operation_id)
+    except ValueError:
+        return None
     room_pk = PlaybackOperation.objects.filter(operation_id=operation_id).values_list("room_id", flat=True).first()
     if room_pk is None:
         return None
     room = Room.objects.select_for_update(of=("self",)).select_related("app").get(pk=room_pk)
     operation = room.playbacks.filter(operation_id=operation_id, state__in=ACTIVE_PLAYBACK_STATES).first()
-    return (room, operation) if operation else None
-
-
-def _valid_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False
+    if operation is None or (room_id is not None and room.room_id != room_id):
+        return None
+    return room, operation
 
 
 def engine_progress(*, actor: Actor, room_id: str, operation_id: str) -> bool:
     """Progress restarts the watchdog's clock."""
-    if not _valid_uuid(operation_id):
-        return False
     with transaction.atomic():
-        found = _lock_operation(operation_id)
-        if found is None or found[0].room_id != room_id:
+        found = _lock_operation(operation_id, room_id)
+        if found is None:
             return False
         room, operation = found
         if operation.state == PlaybackState.PLAYING:
@@ -209,11 +205,9 @@ def engine_error(*, actor: Actor, room_id: str, operation_id: str, url: str, mes
 
 
 def _end_from_engine(*, actor, room_id, operation_id, url, error, message="") -> bool:
-    if not _valid_uuid(operation_id):
-        return False
     with transaction.atomic():
-        found = _lock_operation(operation_id)
-        if found is None or found[0].room_id != room_id:
+        found = _lock_operation(operation_id, room_id)
+        if found is None:
             return False
         room, operation = found
         if error is None:
@@ -246,7 +240,9 @@ def fail_dispatch(*, operation_id: str, actor: Actor) -> bool:
 
 def expire(*, operation_id: str, actor: Actor, now: datetime | None = None) -> bool:
     """The watchdog for one play: failed with playback_timeout if still playing at its deadline."""
-    if not _valid_uuid(operation_id):
+    try:
+        uuid.UUID(operation_id)
+    except ValueError:
         return False
     return _expire_batch(actor=actor, now=now or timezone.now(), operation_id=operation_id) == 1
 

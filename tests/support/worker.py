@@ -25,14 +25,33 @@ def test_database_url() -> str:
     return urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
 
 
-class WorkerProcess:
-    def __init__(self, log_path: Path, extra_env: dict | None = None):
+class _CeleryProcess:
+    """A `celery -A project <arguments>` process on the test database and the run's broker."""
+
+    def __init__(self, arguments: list[str], log_path: Path, extra_env: dict | None = None):
         env = {**os.environ, **WORKER_ENV, **(extra_env or {}), "DATABASE_URL": test_database_url()}
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "--pool=threads", "--concurrency=8",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+            [sys.executable, "-m", "celery", "-A", "project", *arguments],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class WorkerProcess(_CeleryProcess):
+    def __init__(self, log_path: Path, extra_env: dict | None = None):
+        super().__init__(
+            ["worker", "--pool=threads", "--concurrency=8", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "--loglevel=INFO"],
+            log_path, extra_env,
         )
         self._wait_ready(log_path)
 
@@ -46,33 +65,12 @@ class WorkerProcess:
             time.sleep(0.1)
         raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
-
-class BeatProcess:
+class BeatProcess(_CeleryProcess):
     """A real `celery beat` with django-celery-beat's database scheduler on the test database."""
 
     def __init__(self, log_path: Path, extra_env: dict | None = None):
-        env = {**os.environ, **WORKER_ENV, **(extra_env or {}), "DATABASE_URL": test_database_url()}
-        self.log = open(log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO", "--max-interval=1",
-             "--schedule=" + str(log_path.with_suffix(".db"))],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        super().__init__(
+            ["beat", "--loglevel=INFO", "--max-interval=1", "--schedule=" + str(log_path.with_suffix(".db"))],
+            log_path, extra_env,
         )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
