@@ -120,14 +120,17 @@ class Claim:
     msg_id: str
     payload: dict
     endpoint_id: int
+    ordering_key: str
     url: str
     secrets: list[str] = field(repr=False)
 
 
-CLAIM_HEAD_SQL = """
-WITH head AS (
+# The head of a queue (other than a delivery that this same statement completes), claimed
+# with a lease, and its attempt recorded before any I/O.
+_CLAIM_CTES = """
+head AS (
     SELECT id FROM conferences_delivery
-    WHERE endpoint_id = %(endpoint)s AND ordering_key = %(key)s AND status = 'pending'
+    WHERE endpoint_id = %(endpoint)s AND ordering_key = %(key)s AND status = 'pending' AND id <> %(done)s
     ORDER BY id LIMIT 1
 ), claimed AS (
     UPDATE conferences_delivery AS d
@@ -140,6 +143,7 @@ WITH head AS (
       AND (d.next_attempt_at <= %(now)s) IS TRUE
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at < %(now)s)
       AND EXISTS (SELECT 1 FROM conferences_webhookendpoint AS ep WHERE ep.id = d.endpoint_id AND ep.enabled)
+      AND {guard}
     RETURNING d.id, d.event_id, d.attempts, d.total_attempts
 ), attempt AS (
     INSERT INTO conferences_deliveryattempt (delivery_id, number, started_at, response_excerpt, error)
@@ -152,11 +156,21 @@ FROM claimed, attempt, conferences_event AS e, conferences_webhookendpoint AS ep
 WHERE e.id = claimed.event_id AND ep.id = %(endpoint)s
 """
 
+CLAIM_HEAD_SQL = "WITH " + _CLAIM_CTES.format(guard="TRUE")
+
+
+def _claim_parameters(endpoint_id: int, ordering_key: str, now: datetime, done: int = 0) -> dict:
+    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * LEASE_PHASES) + LEASE_MARGIN
+    return {"endpoint": endpoint_id, "key": ordering_key, "now": now, "lease": lease, "done": done}
+
 
 def claim_head(*, endpoint_id: int, ordering_key: str, now: datetime) -> Claim | None:
     """Take the queue's head when it is due and nobody holds it; record the attempt first."""
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * LEASE_PHASES) + LEASE_MARGIN
-    row = _execute_prepared(CLAIM_HEAD_SQL, {"endpoint": endpoint_id, "key": ordering_key, "now": now, "lease": lease})
+    row = _execute_prepared(CLAIM_HEAD_SQL, _claim_parameters(endpoint_id, ordering_key, now))
+    return _claim_from_row(row, endpoint_id, ordering_key, now)
+
+
+def _claim_from_row(row, endpoint_id: int, ordering_key: str, now: datetime) -> Claim | None:
     if row is None:
         return None
     delivery_id, attempt_id, attempts, event_uuid, payload, url, secret, previous, previous_expires = row
@@ -168,6 +182,7 @@ def claim_head(*, endpoint_id: int, ordering_key: str, now: datetime) -> Claim |
         msg_id=f"msg_{event_uuid.hex}",
         payload=payload if isinstance(payload, dict) else json.loads(payload),
         endpoint_id=endpoint_id,
+        ordering_key=ordering_key,
         url=url,
         secrets=secrets,
     )
@@ -181,18 +196,24 @@ def retry_delay(attempts: int) -> float | None:
     return schedule[attempts - 1] * random.uniform(0.8, 1.2)
 
 
-FINISH_SQL = """
-WITH attempt AS (
+_FINISH_CTES = """
+attempt_done AS (
     UPDATE conferences_deliveryattempt
     SET duration_ms = %(duration)s, status_code = %(code)s, response_excerpt = %(excerpt)s, error = %(error)s
     WHERE id = %(attempt)s
-)
-UPDATE conferences_delivery
-SET status = %(status)s, next_attempt_at = %(next)s, lease_expires_at = NULL, completed_at = %(completed)s,
-    last_status_code = %(code)s, last_error = %(error)s
-WHERE id = %(delivery)s AND status = 'pending' AND attempts = %(attempts)s
-RETURNING endpoint_id, ordering_key
-"""
+), finished AS (
+    UPDATE conferences_delivery
+    SET status = %(status)s, next_attempt_at = %(next)s, lease_expires_at = NULL, completed_at = %(completed)s,
+        last_status_code = %(code)s, last_error = %(error)s
+    WHERE id = %(delivery)s AND status = 'pending' AND attempts = %(attempts)s
+    RETURNING endpoint_id, ordering_key
+)"""
+
+FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT endpoint_id, ordering_key FROM finished"
+
+# A delivery that ends (delivered or failed) and the claim of its queue's next head, in one
+# statement and one commit: the hot path costs one round trip per event.
+FINISH_AND_CLAIM_SQL = "WITH " + _FINISH_CTES + ", " + _CLAIM_CTES.format(guard="EXISTS (SELECT 1 FROM finished)")
 
 # The deliveries behind a head that waits for a retry are not due before it.
 HOLD_QUEUE_SQL = """
@@ -208,8 +229,11 @@ class Outcome:
     retry_in: float | None  # seconds, when status is pending
 
 
-def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) -> Outcome:
-    """Record the outcome: delivered, retry (pending again) or failed. 410 disables the endpoint."""
+def finish_attempt(
+    claim: Claim, result: sender.SendResult, *, now: datetime, claim_next: bool = False
+) -> tuple[Outcome, Claim | None]:
+    """Record the outcome: delivered, retry (pending again) or failed. 410 disables the endpoint.
+    With `claim_next`, a delivery that ended also claims the queue's next head (returned)."""
     retry_in = None
     if result.ok:
         status = DeliveryStatus.DELIVERED
@@ -219,21 +243,25 @@ def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) ->
         retry_in = retry_delay(claim.attempt_number)
         status = DeliveryStatus.FAILED if retry_in is None else DeliveryStatus.PENDING
     error = result.error or ("" if result.ok else f"HTTP {result.status_code}")
-    updated = _execute_prepared(
-        FINISH_SQL,
-        {
-            "duration": result.duration_ms,
-            "code": result.status_code,
-            "excerpt": result.excerpt,
-            "error": error,
-            "attempt": claim.attempt_id,
-            "status": str(status),
-            "next": now + timedelta(seconds=retry_in or 0),
-            "completed": None if status == DeliveryStatus.PENDING else now,
-            "delivery": claim.delivery_id,
-            "attempts": claim.attempt_number,
-        },
-    )
+    parameters = {
+        "duration": result.duration_ms,
+        "code": result.status_code,
+        "excerpt": result.excerpt,
+        "error": error,
+        "attempt": claim.attempt_id,
+        "status": str(status),
+        "next": now + timedelta(seconds=retry_in or 0),
+        "completed": None if status == DeliveryStatus.PENDING else now,
+        "delivery": claim.delivery_id,
+        "attempts": claim.attempt_number,
+    }
+    if claim_next and status != DeliveryStatus.PENDING and result.status_code != 410:
+        row = _execute_prepared(
+            FINISH_AND_CLAIM_SQL,
+            {**parameters, **_claim_parameters(claim.endpoint_id, claim.ordering_key, now, done=claim.delivery_id)},
+        )
+        return Outcome(status, None), _claim_from_row(row, claim.endpoint_id, claim.ordering_key, now)
+    updated = _execute_prepared(FINISH_SQL, parameters)
     if updated is not None and status == DeliveryStatus.PENDING:
         _execute_prepared(HOLD_QUEUE_SQL, {"until": now + timedelta(seconds=retry_in), "endpoint": updated[0],
                                            "key": updated[1], "head": claim.delivery_id})
@@ -242,23 +270,25 @@ def finish_attempt(claim: Claim, result: sender.SendResult, *, now: datetime) ->
         disable_endpoint(
             actor=Actor.system("webhook-delivery"), endpoint=endpoint, reason="The receiver answered 410 Gone"
         )
-    return Outcome(status, retry_in)
+    return Outcome(status, retry_in), None
 
 
 def deliver_queue(*, endpoint_id: int, ordering_key: str, limit: int = 100) -> int:
     """Send the queue's due heads one after another; returns how many attempts were made."""
-    for sent in range(limit):
-        claim = claim_head(endpoint_id=endpoint_id, ordering_key=ordering_key, now=timezone.now())
-        if claim is None:
-            return sent
-        outcome = finish_attempt(claim, _send(claim), now=timezone.now())
+    claim = claim_head(endpoint_id=endpoint_id, ordering_key=ordering_key, now=timezone.now())
+    sent = 0
+    while claim is not None:
+        sent += 1
+        outcome, claim = finish_attempt(claim, _send(claim), now=timezone.now(), claim_next=sent < limit)
         if outcome.status == DeliveryStatus.PENDING:
             # The head waits for its retry, and the rest of the queue behind it.
             if outcome.retry_in <= PRECISE_WAKE_LIMIT:
                 wake_queues([(endpoint_id, ordering_key)], countdown=outcome.retry_in)
-            return sent + 1
-    wake_queues([(endpoint_id, ordering_key)])  # more to send: let other queues have a turn first
-    return limit
+            return sent
+        if sent >= limit:
+            wake_queues([(endpoint_id, ordering_key)])  # more to send: let other queues have a turn first
+            return sent
+    return sent
 
 
 def _send(claim: Claim) -> sender.SendResult:

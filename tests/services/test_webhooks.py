@@ -204,7 +204,7 @@ def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant, monkeyp
     room = create_room(actor=SYSTEM, app=tenant.app, name="held")
     now = timezone.now()
     claim = deliveries.claim_head(endpoint_id=endpoint.pk, ordering_key=room.room_id, now=now)
-    deliveries.finish_attempt(claim, deliveries.sender.SendResult(500, "", "", 5), now=now)
+    deliveries.finish_attempt(claim, deliveries.sender.SendResult(500, "", "", 5), now=now, claim_next=True)
     head = Delivery.objects.get()
     assert head.status == "pending" and head.next_attempt_at > now
     from conferences.services.rooms import destroy_room
@@ -227,3 +227,28 @@ def test_a_delivery_whose_attempts_were_lost_gives_up(tenant, monkeypatch):
     deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
     delivery = Delivery.objects.get()
     assert delivery.status == "failed" and delivery.last_error == "no attempts left"
+
+
+def test_finishing_a_delivery_claims_the_lowest_pending_one_next(tenant, monkeypatch):
+    """The one-statement finish-and-claim takes the queue's true head, even a redelivered older event."""
+    monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    room = create_room(actor=SYSTEM, app=tenant.app, name="q")
+    from conferences import webhook_events
+    from conferences.services.events import record_event
+
+    for n in range(3):
+        record_event(app=tenant.app, room=room, payload=webhook_events.play_stopped(room, f"op-{n}"))
+    oldest, first_claimed, *_ = Delivery.objects.order_by("id")
+    Delivery.objects.filter(pk=oldest.pk).update(status="delivered")
+    now = timezone.now()
+    claim = deliveries.claim_head(endpoint_id=endpoint.pk, ordering_key=room.room_id, now=now)
+    assert claim.delivery_id == first_claimed.pk
+    Delivery.objects.filter(pk=oldest.pk).update(status="pending")  # staff redelivered it meanwhile
+    ok = deliveries.sender.SendResult(200, "", "", 3)
+    outcome, following = deliveries.finish_attempt(claim, ok, now=now, claim_next=True)
+    assert outcome.status == "delivered"
+    assert following.delivery_id == oldest.pk
+    assert Delivery.objects.get(pk=first_claimed.pk).status == "delivered"
+    assert DeliveryAttempt.objects.filter(delivery_id=oldest.pk).count() == 1  # recorded before the send
