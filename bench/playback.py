@@ -90,7 +90,6 @@ def sweep_cost(app) -> None:
 
 
 def lateness(app) -> None:
-    from django.db.models import F
 
     from conferences.actors import Actor
     from conferences.models import PlaybackOperation

@@ -3,7 +3,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from conferences.actors import Actor

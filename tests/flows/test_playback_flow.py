@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from conferences.models import Event, PlaybackOperation, WebhookEndpoint
+from conferences.models import Event, PlaybackOperation
 from conferences.services import playback
 
 pytestmark = [pytest.mark.django_db(transaction=True),

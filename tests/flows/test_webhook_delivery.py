@@ -1,6 +1,5 @@
 """Webhook delivery end to end: a real worker, a real receiver, the real broker."""
 
-import uuid
 
 import pytest
 from django.db import transaction

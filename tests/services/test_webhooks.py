@@ -1,4 +1,3 @@
-import socket
 from datetime import timedelta
 
 import pytest
