@@ -59,7 +59,7 @@ ERROR_STATUSES = {
 def add_error_responses(result, generator, request, public):
     """Every operation documents the one error shape for the statuses it can answer."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
-    for path, operations in result.get("paths", {}).items():
+    for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for status_code, description in ERROR_STATUSES.items():

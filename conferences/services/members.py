@@ -265,22 +265,22 @@ def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bo
     return True
 
 
-def _fail_join(member_filter: dict, *, error: str, actor: Actor, due_before=None) -> bool:
-    member = Member.objects.filter(state=MemberState.JOINING, **member_filter).values_list("session_id", flat=True).first()
-    if member is None:
+def _fail_join(candidates, *, error: str, actor: Actor, due_before=None) -> bool:
+    """Fail the pending join among `candidates` (a Member queryset), if it is still pending."""
+    found = candidates.filter(state=MemberState.JOINING).values_list("pk", "session_id").first()
+    if found is None:
         return False
+    member_pk, session_pk = found
     with transaction.atomic():
         # A session busy elsewhere is skipped: the next timer or sweep fires this once it is free.
         session = (
             CallSession.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("app").filter(pk=member).first()
+            .select_related("app").filter(pk=session_pk).first()
         )
         if session is None:
             return False
         joining = _locked_membership(session, states=[MemberState.JOINING])
-        if joining is None or any(
-            str(getattr(joining, key)) != str(value) for key, value in member_filter.items()
-        ):
+        if joining is None or joining.pk != member_pk:
             return False
         if due_before is not None and joining.join_deadline_at > due_before:
             return False
@@ -293,11 +293,12 @@ def _fail_join(member_filter: dict, *, error: str, actor: Actor, due_before=None
 
 def expire_join(*, member_id: int, actor: Actor, now=None) -> bool:
     """A pending join past its deadline fails with "timeout" (once, whoever fires it)."""
-    return _fail_join({"pk": member_id}, error="timeout", actor=actor, due_before=now or timezone.now())
+    return _fail_join(Member.objects.filter(pk=member_id), error="timeout", actor=actor,
+                      due_before=now or timezone.now())
 
 
 def fail_pending_join(*, operation_id: str, error: str, actor: Actor) -> bool:
-    return _fail_join({"join_operation_id": operation_id}, error=error, actor=actor)
+    return _fail_join(Member.objects.filter(join_operation_id=operation_id), error=error, actor=actor)
 
 
 def expire_due_joins(*, actor: Actor, now=None, limit: int = 500) -> int:

@@ -33,7 +33,9 @@ def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: s
     except IntegrityError:
         existing = CallSession.objects.get(session_uuid=session_uuid)
         if existing.app_id != app.pk:
-            raise ServiceError("session_uuid belongs to another app", detail={"session_uuid": ["Already in use."]})
+            raise ServiceError(
+                "session_uuid belongs to another app", detail={"session_uuid": ["Already in use."]}
+            ) from None
         return existing
 
 
