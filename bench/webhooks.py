@@ -69,7 +69,8 @@ def main() -> None:
     from conferences import webhook_events
     from conferences.actors import Actor
     from conferences.models import Delivery
-    from conferences.services import deliveries
+    from conferences import publish
+    from conferences.services import outbox
     from conferences.services.events import record_event
     from conferences.services.rooms import create_room, lock_live_room
     from conferences.services.tenants import create_app
@@ -90,17 +91,17 @@ def main() -> None:
     httpx.post(f"{base}/reset")
 
     # Throughput: fill the outbox with no worker running, then wake every queue at once.
-    deliveries._broker_down_until = float("inf")  # keep the on-commit wake-ups from publishing
+    publish._broker_down_until = float("inf")  # keep the on-commit wake-ups from publishing
     Delivery.objects.all().delete()
     for n in range(EVENTS):
         write_event(rooms[n % ROOMS], n)
-    deliveries._broker_down_until = 0.0
+    publish._broker_down_until = 0.0
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     worker = start_worker(CONCURRENCY, workdir / "worker.log")
     try:
         time.sleep(3)  # let the worker connect before the clock starts
         started = time.time()
-        deliveries.wake_queues([(app.webhook_endpoints.get().pk, room.room_id) for room in rooms])
+        outbox.wake("webhooks", force=True)
         got = wait_for_receipts(base, EVENTS, timeout=300)
         throughput = EVENTS / (max(t for t, _ in got) - started)
 

@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from .actors import Actor
 from .errors import ServiceError
 from .models import Delivery, DeliveryAttempt, WebhookEndpoint
-from .services import deliveries
+from .services import endpoints
 
 
 def _staff(request) -> Actor:
@@ -43,7 +43,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def redeliver(self, request, queryset):
         for delivery in queryset.select_related("endpoint__app"):
             try:
-                deliveries.redeliver(actor=_staff(request), delivery=delivery)
+                endpoints.redeliver(actor=_staff(request), delivery=delivery)
             except ServiceError as exc:
                 self.message_user(request, f"#{delivery.pk}: {exc.message}", messages.WARNING)
 
@@ -65,9 +65,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Disable the selected endpoints")
     def disable(self, request, queryset):
         for endpoint in queryset.select_related("app"):
-            deliveries.disable_endpoint(actor=_staff(request), endpoint=endpoint, reason="Disabled by staff")
+            endpoints.disable_endpoint(actor=_staff(request), endpoint=endpoint, reason="Disabled by staff")
 
     @admin.action(description="Enable the selected endpoints")
     def enable(self, request, queryset):
         for endpoint in queryset.select_related("app"):
-            deliveries.enable_endpoint(actor=_staff(request), endpoint=endpoint)
+            endpoints.enable_endpoint(actor=_staff(request), endpoint=endpoint)

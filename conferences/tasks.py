@@ -1,26 +1,40 @@
-"""Celery tasks: thin wrappers that call services; state and idempotency live in the database."""
+"""Celery tasks: thin wrappers that call services; state and idempotency live in the database.
+
+Queues (CELERY_TASK_ROUTES): `webhooks` for sending, `engine` for engine commands and the
+simulator, `sweeps` for timers and periodic sweeps.
+"""
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
+from django.conf import settings
 
 from .actors import Actor
-from .services import commands, deliveries, engine_commands, engine_events, members, playback, sessions
+from .engine import sim
+from .services import (
+    commands, delivery_dispatch, engine_commands, engine_events, members, playback, retention, sessions,
+)
 
 SWEEPER = Actor.system("sweeper")
 
 
+@worker_shutting_down.connect
+def _stop_dispatching(**kwargs) -> None:
+    delivery_dispatch.stopping.set()
+
+
 @shared_task(ignore_result=True, acks_late=True)
-def deliver_queue(endpoint_id: int, ordering_key: str) -> int:
-    return deliveries.deliver_queue(endpoint_id=endpoint_id, ordering_key=ordering_key)
+def dispatch_webhooks() -> int:
+    return delivery_dispatch.dispatcher.wake()
 
 
 @shared_task(ignore_result=True)
-def redrive_deliveries() -> int:
-    return deliveries.redrive()
+def redrive_deliveries() -> bool:
+    return delivery_dispatch.redrive()
 
 
 @shared_task(ignore_result=True)
 def prune_history() -> dict:
-    removed = deliveries.prune()
+    removed = retention.prune()
     removed["command_records"] = commands.prune_command_records()
     return removed
 
@@ -33,8 +47,6 @@ def engine_command(command: str, arguments: dict) -> None:
 @shared_task(ignore_result=True)
 def sim_report(report: dict) -> None:
     """The simulated engine reporting back, through the same handler as the ingress."""
-    from django.conf import settings
-
     engine_events.handle(report, actor=Actor.engine(settings.NODE_HASH))
 
 
@@ -66,6 +78,4 @@ def expire_due_playbacks() -> int:
 
 @shared_task(ignore_result=True)
 def sim_playback_step(room_id: str, operation_id: str, urls: list[str], index: int, kind: str) -> None:
-    from .engine.sim import playback_step
-
-    playback_step(room_id=room_id, operation_id=operation_id, urls=urls, index=index, kind=kind)
+    sim.playback_step(room_id=room_id, operation_id=operation_id, urls=urls, index=index, kind=kind)

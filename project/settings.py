@@ -7,8 +7,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
-from .env import env_bool, env_float, env_float_list, env_list, env_str
+from .env import env_bool, env_float, env_float_list, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -153,6 +154,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# Webhook sending, engine commands and sweeps on their own queues, so one cannot starve
+# another. All are declared: a worker without -Q consumes every one; -Q picks some.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", "webhooks", "engine", "sweeps")]
+CELERY_TASK_ROUTES = {
+    "conferences.tasks.dispatch_webhooks": {"queue": "webhooks"},
+    "conferences.tasks.engine_command": {"queue": "engine"},
+    "conferences.tasks.sim_report": {"queue": "engine"},
+    "conferences.tasks.sim_playback_step": {"queue": "engine"},
+    "conferences.tasks.*": {"queue": "sweeps"},
+}
 
 
 # --- The service --------------------------------------------------------------------------
@@ -183,5 +195,8 @@ WEBHOOK_RETRY_SCHEDULE = env_float_list(
     "WEBHOOK_RETRY_SCHEDULE", [5, 300, 1800, 7200, 18000, 36000, 36000]
 )
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Attempts in flight per worker process: to one endpoint, and in all.
+WEBHOOK_ENDPOINT_CONCURRENCY = env_int("WEBHOOK_ENDPOINT_CONCURRENCY", 16)
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 256)
 WEBHOOK_ATTEMPT_RETENTION_DAYS = env_float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
 AUDIT_RETENTION_DAYS = env_float("AUDIT_RETENTION_DAYS", 90)

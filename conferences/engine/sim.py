@@ -12,9 +12,11 @@ import re
 
 from django.conf import settings
 
+from ..publish import enqueue_rollback_unsafe
 from .base import Engine
 
 DEFAULT_FILE_SECONDS = 2.0
+MAX_FILE_SECONDS = 3600.0  # a fragment cannot make the simulator publish progress without end
 PROGRESS_EVERY_SECONDS = 3.0
 PAUSED_RECHECK_SECONDS = 0.5
 _DURATION = re.compile(r"duration=([0-9]+(?:\.[0-9]+)?)")
@@ -24,7 +26,7 @@ def file_behaviour(url: str) -> tuple[float, str]:
     """(seconds, "finish" | "error" | "hang") from the URL's fragment."""
     fragment = url.partition("#")[2]
     match = _DURATION.search(fragment)
-    seconds = float(match.group(1)) if match else DEFAULT_FILE_SECONDS
+    seconds = min(float(match.group(1)), MAX_FILE_SECONDS) if match else DEFAULT_FILE_SECONDS
     if "hang" in fragment.split("&"):
         return seconds, "hang"
     if "error" in fragment.split("&"):
@@ -40,9 +42,8 @@ def _report(report: dict) -> None:
 
 
 def _schedule(room_id, operation_id, urls, index, kind, countdown) -> None:
-    from ..tasks import sim_playback_step
-
-    sim_playback_step.apply_async((room_id, operation_id, urls, index, kind), countdown=countdown)
+    enqueue_rollback_unsafe("conferences.tasks.sim_playback_step", room_id, operation_id, urls, index, kind,
+                            countdown=countdown)
 
 
 def _start_file(room_id, operation_id, urls, index) -> None:
@@ -79,10 +80,8 @@ def playback_step(*, room_id: str, operation_id: str, urls: list[str], index: in
 
 class SimEngine(Engine):
     def join(self, *, session_uuid, room_id, muted, operation_id):
-        from ..tasks import sim_report
-
         report = {"type": "member.joined", "session_uuid": session_uuid, "room_id": room_id}
-        sim_report.apply_async((report,), countdown=settings.SIM_JOIN_DELAY_MS / 1000)
+        enqueue_rollback_unsafe("conferences.tasks.sim_report", report, countdown=settings.SIM_JOIN_DELAY_MS / 1000)
 
     def play(self, *, room_id, operation_id, urls, volume):
         _start_file(room_id, operation_id, urls, 0)

@@ -1,5 +1,6 @@
 from .audit import AuditEntry
 from .events import Event
+from .outbox import OutboxWake
 from .playback import PlaybackOperation
 from .rooms import Room
 from .sessions import CallSession, CommandRecord, Member
@@ -8,5 +9,5 @@ from .webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
 __all__ = [
     "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "Event",
-    "Member", "PlaybackOperation", "Room", "WebhookEndpoint",
+    "Member", "OutboxWake", "PlaybackOperation", "Room", "WebhookEndpoint",
 ]

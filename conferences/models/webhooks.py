@@ -68,15 +68,18 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_endpoint"),
         ]
         indexes = [
-            # The head of a queue: lowest pending id for (endpoint, ordering_key); re-drive's scan.
+            # The head of a queue: lowest pending id for (endpoint, ordering_key); a queue's tail
+            # (fan-out); the endpoints that have pending deliveries (the claim's skip scan).
             models.Index(
                 fields=["endpoint", "ordering_key", "id"],
                 condition=models.Q(status="pending"),
                 name="delivery_pending_queue",
             ),
-            # Re-drive: pending deliveries that are due.
+            # The claim: an endpoint's due deliveries, oldest first.
             models.Index(
-                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="delivery_pending_due"
+                fields=["endpoint", "next_attempt_at", "id"],
+                condition=models.Q(status="pending"),
+                name="delivery_pending_due",
             ),
             # Admin: an endpoint's deliveries by status, newest first; bulk redelivery of failures.
             models.Index(fields=["endpoint", "status", "-id"], name="delivery_by_endpoint_status"),

@@ -1,16 +1,15 @@
 """Commands to the media engine: sent after the transaction commits, so the API never waits
 on the engine; run by a Celery task with a defined failure path."""
 
-import logging
 import time
 
 from django.db import transaction
 
 from ..actors import Actor
 from ..engine.base import COMMANDS, EngineUnavailable, get_engine
+from ..publish import enqueue_rollback_unsafe
 from . import audit
 
-logger = logging.getLogger(__name__)
 
 RETRY_PAUSES = (0.2, 0.5, 1.0)  # "retried briefly"; joins and plays fail at once instead
 ENGINE_ACTOR = Actor.system("engine-commands")
@@ -22,12 +21,8 @@ def send_on_commit(command: str, **arguments) -> None:
 
 
 def _enqueue(command: str, arguments: dict) -> None:
-    from ..tasks import engine_command
-
-    try:
-        engine_command.apply_async((command, arguments), retry=False)
-    except Exception:  # broker down: a join then times out; the history shows what was lost
-        logger.warning("broker unavailable; engine command %s not sent", command, exc_info=True)
+    if not enqueue_rollback_unsafe("conferences.tasks.engine_command", command, arguments):
+        # Broker down: a join then times out; the history shows what was lost.
         audit.record(actor=ENGINE_ACTOR, action=f"engine.{command}", outcome="broker_unavailable",
                      room_id=arguments.get("room_id", ""), session_uuid=arguments.get("session_uuid", ""),
                      operation_id=arguments.get("operation_id", ""))

@@ -1,5 +1,5 @@
 from ..models import App, Event, Room
-from .deliveries import fan_out
+from .fan_out import fan_out
 
 
 def record_event(*, app: App, payload: dict, room: Room | None = None, ordering_key: str | None = None) -> Event:

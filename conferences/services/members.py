@@ -17,6 +17,7 @@ from ..errors import Conflict, NotFound
 from ..ids import mint_operation_id
 from ..models import CallSession, Member, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES, MemberState, SessionState
+from ..publish import enqueue_on_commit
 from . import audit
 from .engine_commands import send_on_commit
 from .events import record_event
@@ -98,18 +99,9 @@ def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, com
         join_deadline_at=timezone.now() + timedelta(seconds=timeout),
     )
     send_on_commit("join", session_uuid=session_uuid, room_id=room_id, muted=muted, operation_id=operation_id)
-    transaction.on_commit(lambda: _schedule_join_timeout(member.pk, timeout))
+    # A precise timer per join; the periodic sweep is the safety net when it is lost.
+    enqueue_on_commit("conferences.tasks.expire_join", member.pk, countdown=timeout)
     return accepted(operation_id, int(timeout * 1000))
-
-
-def _schedule_join_timeout(member_id: int, timeout: float) -> None:
-    """A precise timer per join; the periodic sweep is the safety net when this is lost."""
-    from ..tasks import expire_join
-
-    try:
-        expire_join.apply_async((member_id,), countdown=timeout, retry=False)
-    except Exception:
-        pass  # broker down: the sweep fires it
 
 
 def leave(*, actor: Actor, app, session_uuid: str, command_uid: str) -> dict:

@@ -19,6 +19,7 @@ from ..ids import mint_operation_id
 from ..models import PlaybackOperation, Room
 from ..models.playback import ACTIVE_PLAYBACK_STATES, PlaybackState
 from ..models.rooms import PlaybackStatus
+from ..publish import enqueue_on_commit
 from . import audit
 from .engine_commands import send_on_commit
 from .events import record_event, record_events
@@ -39,17 +40,7 @@ def _status(room: Room) -> dict:
 
 def _arm_watchdog_on_commit(operation: PlaybackOperation) -> None:
     """A precise timer per deadline; the periodic sweep is the safety net when it is lost."""
-    from ..tasks import playback_deadline
-
-    operation_id, deadline = str(operation.operation_id), operation.deadline_at
-
-    def arm():
-        try:
-            playback_deadline.apply_async((operation_id,), eta=deadline, retry=False)
-        except Exception:
-            pass  # broker down: the sweep fires it
-
-    transaction.on_commit(arm)
+    enqueue_on_commit("conferences.tasks.playback_deadline", str(operation.operation_id), eta=operation.deadline_at)
 
 
 def _reset_room(room: Room) -> None:

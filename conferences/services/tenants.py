@@ -11,7 +11,7 @@ from ..actors import Actor
 from ..errors import Conflict
 from ..models import ApiKey, App
 from . import audit
-from .webhooks import create_endpoint
+from .endpoints import create_endpoint
 
 API_KEY_PREFIX_LENGTH = 11  # "ck_" and 8 random characters: shown in the admin and the history
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # at most one write per key and minute

@@ -1,48 +1,42 @@
-"""The one pooled HTTP client of a worker process, and a single POST with its outcome."""
+"""Sending webhooks: one asyncio loop per worker process, with one pooled keep-alive client,
+sending many requests at once for the thread that dispatches deliveries.
 
+Every attempt has one absolute deadline (WEBHOOK_TIMEOUT_SECONDS) covering DNS, connect, the
+request, the response headers and the body excerpt, so a receiver that trickles bytes is cut
+off. Connections go only to addresses the SSRF guard checked (the client's resolver is the
+guard; IP literals are checked before the request). Redirects are not followed.
+"""
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import ipaddress
+import os
+import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-import httpcore
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver
 from django.conf import settings
 
-from .ssrf import BlockedAddress, GuardedBackend
+from .ssrf import BlockedAddress, check_addresses, resolve_public
 
 EXCERPT_BYTES = 2048
-
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, limits: httpx.Limits):
-        super().__init__(limits=limits)
-        # httpx takes no network backend, its pool (httpcore) does: rebuild the pool with the guard.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(),
-        )
+USER_AGENT = "conference-control-plane-webhooks/1"
+# Name resolution runs in threads (getaddrinfo blocks); enough of them that a slow resolver
+# for one tenant's host does not queue every other lookup behind it.
+DNS_THREADS = 16
 
 
-def client() -> httpx.Client:
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30)
-                _client = httpx.Client(
-                    transport=GuardedTransport(limits),
-                    timeout=httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS),
-                    follow_redirects=False,  # a redirect could point anywhere; 3xx is a failure
-                    trust_env=False,
-                    headers={"user-agent": "conference-control-plane-webhooks/1"},
-                )
-    return _client
+@dataclass(frozen=True)
+class Request:
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,27 +51,118 @@ class SendResult:
         return not self.error and self.status_code is not None and 200 <= self.status_code < 300
 
 
-def post(url: str, *, body: str, headers: dict[str, str]) -> SendResult:
-    started = time.monotonic()
-    status_code, excerpt, error = None, "", ""
-    deadline = settings.WEBHOOK_TIMEOUT_SECONDS
+class _GuardedResolver(AbstractResolver):
+    """Resolves through the SSRF guard: only checked public addresses, at most MAX_ADDRESSES."""
+
+    def __init__(self, executor: concurrent.futures.Executor):
+        self._executor = executor
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        addresses = await asyncio.get_running_loop().run_in_executor(self._executor, resolve_public, host, port)
+        return [
+            {"hostname": host, "host": address, "port": port, "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+             "proto": 0, "flags": socket.AI_NUMERICHOST}
+            for address in addresses
+        ]
+
+    async def close(self):
+        pass
+
+
+class Sender:
+    """A daemon thread running an asyncio loop and one aiohttp session for this process."""
+
+    def __init__(self):
+        self._dns = concurrent.futures.ThreadPoolExecutor(DNS_THREADS, thread_name_prefix="webhook-dns")
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="webhook-sender", daemon=True).start()
+        self._session = asyncio.run_coroutine_threadsafe(self._open_session(), self._loop).result()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Close the pooled connections (at exit: no warnings about unclosed sessions)."""
+        if not self._session.closed:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(timeout=2)
+
+    async def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            resolver=_GuardedResolver(self._dns),
+            use_dns_cache=False,  # re-resolved (and re-checked) for every new connection
+            limit=0,  # the dispatcher bounds what is in flight, per endpoint and in all
+            keepalive_timeout=30,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),  # the per-attempt deadline is ours
+            headers={"user-agent": USER_AGENT},
+            auto_decompress=False,
+            trust_env=False,
+            skip_auto_headers=("accept-encoding",),
+        )
+
+    def send_many(self, requests: list[Request]) -> list[concurrent.futures.Future]:
+        """Start every request now; each future gives its SendResult (it never raises)."""
+        futures = [concurrent.futures.Future() for _ in requests]
+        deadline = settings.WEBHOOK_TIMEOUT_SECONDS
+
+        def start():
+            for request, future in zip(requests, futures):
+                task = self._loop.create_task(self._attempt(request, deadline))
+                task.add_done_callback(lambda task, future=future: future.set_result(task.result()))
+
+        self._loop.call_soon_threadsafe(start)
+        return futures
+
+    async def _attempt(self, request: Request, deadline: float) -> SendResult:
+        started = time.monotonic()
+        status_code, excerpt, error = None, b"", ""
+        try:
+            async with asyncio.timeout(deadline):
+                _check_ip_literal(request.url)
+                async with self._session.post(
+                    request.url, data=request.body, headers=request.headers, allow_redirects=False
+                ) as response:
+                    status_code = response.status
+                    while len(excerpt) < EXCERPT_BYTES:
+                        chunk = await response.content.read(EXCERPT_BYTES - len(excerpt))
+                        if not chunk:
+                            break
+                        excerpt += chunk
+        except TimeoutError:
+            error = f"timeout after {deadline:g} s"
+        except BlockedAddress as exc:
+            error = f"blocked: {exc}"
+        except aiohttp.ClientConnectorError as exc:
+            cause = exc.__cause__
+            error = f"blocked: {cause}" if isinstance(cause, BlockedAddress) else f"connect error: {exc}"
+        except Exception as exc:  # any failure of one send is that attempt's error, never the worker's
+            error = f"{type(exc).__name__}: {exc}"
+        elapsed = time.monotonic() - started
+        # PostgreSQL text cannot hold NUL; a receiver must not be able to break the bookkeeping.
+        text = excerpt.decode("utf-8", "replace").replace("\x00", "")
+        return SendResult(status_code, text, error.replace("\x00", ""), int(elapsed * 1000))
+
+
+def _check_ip_literal(url: str) -> None:
+    """The client resolves names through the guard but connects to IP literals directly."""
+    host = urlsplit(url).hostname or ""
     try:
-        with client().stream("POST", url, content=body.encode(), headers=headers) as response:
-            status_code = response.status_code
-            received = b""
-            for chunk in response.iter_bytes():
-                received += chunk
-                if len(received) >= EXCERPT_BYTES or time.monotonic() - started > deadline:
-                    break
-            excerpt = received[:EXCERPT_BYTES].decode("utf-8", "replace")
-    except httpx.TimeoutException:
-        error = f"timeout after {deadline:g} s"
-    except httpx.ConnectError as exc:
-        error = f"blocked: {exc}" if isinstance(exc.__cause__, BlockedAddress) else f"connect error: {exc}"
-    except Exception as exc:  # any failure of one send is that attempt's error, never the worker's
-        error = f"{type(exc).__name__}: {exc}"
-    elapsed = time.monotonic() - started
-    if not error and elapsed > deadline:
-        error = f"timeout: answered after {elapsed:.1f} s"
-    # PostgreSQL text cannot hold NUL; a receiver must not be able to break the bookkeeping.
-    return SendResult(status_code, excerpt.replace("\x00", ""), error.replace("\x00", ""), int(elapsed * 1000))
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+    check_addresses(host, [host])
+
+
+_sender: Sender | None = None
+_sender_pid = 0
+_sender_lock = threading.Lock()
+
+
+def sender() -> Sender:
+    """This process's sender (a forked child builds its own)."""
+    global _sender, _sender_pid
+    with _sender_lock:
+        if _sender is None or _sender_pid != os.getpid():
+            _sender, _sender_pid = Sender(), os.getpid()
+        return _sender

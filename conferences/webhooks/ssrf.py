@@ -1,20 +1,28 @@
 """SSRF guard: webhook URLs may only reach public addresses (unless WEBHOOK_ALLOW_PRIVATE).
 
-Checked when an endpoint is saved and again when the socket opens (GuardedBackend), so a name
-that re-resolves to a private address (DNS rebinding) is refused at send time.
+Checked when an endpoint is saved and again at every connection the sender opens (its
+resolver is `resolve_public`), so a name that re-resolves to a private address (DNS
+rebinding) is refused at send time, and the sender connects only to the addresses checked.
 """
 
 import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
 from django.conf import settings
+from yarl import URL
+
+# A name with more addresses than this has only its first ones tried: an attempt's deadline is
+# shared by all of them.
+MAX_ADDRESSES = 4
 
 
-class BlockedAddress(httpcore.ConnectError):
+class BlockedAddress(OSError):
     """The host resolves to an address webhooks may not reach."""
+
+
+class UnresolvableHost(OSError):
+    """The host name does not resolve."""
 
 
 # IPv6 forms that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible, SIIT).
@@ -47,17 +55,22 @@ def is_public(address: str) -> bool:
 
 
 def resolve_public(host: str, port: int) -> list[str]:
-    """The addresses of `host`; BlockedAddress when any of them is not public."""
+    """The first MAX_ADDRESSES addresses of `host`; BlockedAddress when any is not public."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        raise UnresolvableHost(f"cannot resolve {host}: {exc}") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))[:MAX_ADDRESSES]
+    check_addresses(host, addresses)
+    return addresses
+
+
+def check_addresses(host: str, addresses: list[str]) -> None:
+    """BlockedAddress when one of `addresses` (of `host`) is not public."""
     if not settings.WEBHOOK_ALLOW_PRIVATE:
         blocked = [address for address in addresses if not is_public(address)]
         if blocked:
             raise BlockedAddress(f"{host} resolves to a non-public address ({blocked[0]})")
-    return addresses
 
 
 def check_webhook_url(url: str) -> str | None:
@@ -65,10 +78,10 @@ def check_webhook_url(url: str) -> str | None:
     if any(ord(char) < 33 or ord(char) == 127 for char in url):
         return "Enter a valid URL (no spaces or control characters)."
     try:
-        httpx.URL(url)  # what the sender will parse
+        URL(url)  # what the sender will parse
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-    except (ValueError, httpx.InvalidURL):
+    except ValueError:
         return "Enter a valid URL."
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "Only http:// and https:// URLs with a host are allowed."
@@ -78,19 +91,6 @@ def check_webhook_url(url: str) -> str | None:
         resolve_public(parts.hostname, port)
     except BlockedAddress as exc:
         return f"Refused: {exc}. Webhooks may only reach public addresses."
-    except httpcore.ConnectError:
+    except UnresolvableHost:
         pass  # a name that does not resolve yet is checked again at every send
     return None
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """Connects only to addresses resolve_public allows, and to the address it checked."""
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        last_error = None
-        for address in resolve_public(host, port):
-            try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                last_error = exc
-        raise last_error or httpcore.ConnectError(f"no address for {host}")

@@ -1,15 +1,16 @@
 """Webhook delivery end to end: a real worker, a real receiver, the real broker."""
 
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
-from conferences import webhook_events
+from conferences import publish, webhook_events
 from conferences.actors import Actor
 from conferences.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
-from conferences.services import deliveries, webhooks
+from conferences.services import delivery_dispatch, endpoints
 from conferences.services.events import record_event
 from conferences.services.rooms import create_room, destroy_room, lock_live_room
 from project.celery import app as celery_app
@@ -55,7 +56,7 @@ def test_a_wrong_secret_does_not_verify(hooked, receiver):
     create_room(actor=SYSTEM, app=hooked.app, name="forged")
     request = receiver.wait_for(lambda r: len(r) == 1)[0]
     with pytest.raises(Exception):
-        Webhook(webhooks.mint_webhook_secret()).verify(request.body, request.headers)
+        Webhook(endpoints.mint_webhook_secret()).verify(request.body, request.headers)
 
 
 def test_a_500_twice_gives_three_attempts_with_one_webhook_id(hooked, receiver):
@@ -143,41 +144,57 @@ def test_events_of_one_room_arrive_in_order_across_many_rooms(hooked, receiver):
         assert ops == [None] + [f"op-{n}" for n in range(8)]
 
 
-def test_broker_down_while_events_are_written_loses_nothing(hooked, receiver, monkeypatch):
+def _broker_unreachable(monkeypatch) -> None:
+    """This process publishes to a port where no broker listens (the worker keeps the real one)."""
     real_connection_for_write = celery_app.connection_for_write
-    monkeypatch.setattr(deliveries, "_broker_down_until", 0.0)
+    monkeypatch.setattr(publish, "_broker_down_until", 0.0)
     monkeypatch.setattr(celery_app, "connection_for_write", lambda: real_connection_for_write("redis://127.0.0.1:1/0"))
     monkeypatch.setattr(celery_app, "_pool", None)
     monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
-    rooms = [create_room(actor=SYSTEM, app=hooked.app, name=f"outage{i}") for i in range(5)]
-    response = hooked.client.post("/api/v1/conferences", {"name": "outage-api"}, format="json")
-    assert response.status_code == 201
-    assert Delivery.objects.filter(status="pending").count() == 6
-    assert receiver.received == []
 
-    # The broker is back: the periodic re-drive (what beat sends) wakes every due queue.
+
+def _broker_back(monkeypatch) -> None:
     monkeypatch.undo()
     monkeypatch.setattr(celery_app, "_pool", None)
     monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
-    monkeypatch.setattr(deliveries, "REDRIVE_GRACE", deliveries.timedelta(0))
-    deliveries.redrive()
-    received = receiver.wait_for(lambda r: len(r) == 6)
-    assert {r.json["room_id"] for r in received} == {room.room_id for room in rooms} | {response.json()["room_id"]}
+    monkeypatch.setattr(publish, "_broker_down_until", 0.0)
+
+
+def test_broker_down_while_the_api_creates_rooms_answers_fast_and_loses_nothing(hooked, receiver, monkeypatch):
+    import time
+
+    _broker_unreachable(monkeypatch)
+    rooms = [create_room(actor=SYSTEM, app=hooked.app, name=f"outage{i}") for i in range(5)]
+    durations, api_rooms = [], []
+    for i in range(20):
+        started = time.monotonic()
+        response = hooked.client.post("/api/v1/conferences", {"name": f"outage-api{i}"}, format="json")
+        durations.append(time.monotonic() - started)
+        assert response.status_code == 201
+        api_rooms.append(response.json()["room_id"])
+    assert max(durations) < 0.2, durations  # the breaker: nobody waits on the dead broker twice
+    assert Delivery.objects.filter(status="pending").count() == 25
+    assert receiver.received == []
+
+    # The broker is back: the periodic re-drive (what beat sends) wakes a dispatcher.
+    _broker_back(monkeypatch)
+    assert delivery_dispatch.redrive() is True
+    received = receiver.wait_for(lambda r: len(r) == 25)
+    assert {r.json["room_id"] for r in received} == {room.room_id for room in rooms} | set(api_rooms)
 
 
 def test_a_delivery_held_by_a_dead_worker_is_re_driven(hooked, receiver, monkeypatch):
     from django.utils import timezone
 
-    monkeypatch.setattr(deliveries, "_broker_down_until", float("inf"))  # no wake-up reaches a worker
-    room = create_room(actor=SYSTEM, app=hooked.app, name="orphaned")
+    monkeypatch.setattr(publish, "_broker_down_until", float("inf"))  # no wake-up reaches a worker
+    create_room(actor=SYSTEM, app=hooked.app, name="orphaned")
     # A worker claims the head, writes its attempt, and dies before sending; its lease runs out.
-    claim = deliveries.claim_head(endpoint_id=hooked.endpoint.pk, ordering_key=room.room_id, now=timezone.now())
-    assert claim is not None
-    assert deliveries.claim_head(endpoint_id=hooked.endpoint.pk, ordering_key=room.room_id, now=timezone.now()) is None
-    Delivery.objects.update(lease_expires_at=timezone.now() - deliveries.timedelta(seconds=1))
+    [claim] = delivery_dispatch.claim(limit=10)
+    assert delivery_dispatch.claim(limit=10) == []
+    Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     monkeypatch.undo()
 
-    assert deliveries.redrive() == 1
+    assert delivery_dispatch.redrive() is True
     received = receiver.wait_for(lambda r: len(r) == 1)
     assert received[0].headers["webhook-id"] == claim.msg_id
     _wait(lambda: Delivery.objects.get().status == "delivered")
@@ -190,7 +207,7 @@ def test_redelivery_sends_a_failed_delivery_again(hooked, receiver):
     create_room(actor=SYSTEM, app=hooked.app, name="redo")
     _wait(lambda: Delivery.objects.get().status == "failed")
     receiver.answer = lambda request: 200
-    deliveries.redeliver(actor=Actor.staff("support"), delivery=Delivery.objects.get())
+    endpoints.redeliver(actor=Actor.staff("support"), delivery=Delivery.objects.get())
     received = receiver.wait_for(lambda r: len(r) == 5)
     assert len({r.headers["webhook-id"] for r in received}) == 1
     _wait(lambda: Delivery.objects.get().status == "delivered")
@@ -204,8 +221,8 @@ def test_redeliver_failed_since_a_time(hooked, receiver):
         create_room(actor=SYSTEM, app=hooked.app, name=f"bulk{i}")
     _wait(lambda: Delivery.objects.filter(status="failed").count() == 3)
     receiver.answer = lambda request: 200
-    count = deliveries.redeliver_failed(
-        actor=Actor.staff("support"), endpoint=hooked.endpoint, since=timezone.now() - deliveries.timedelta(minutes=5)
+    count = endpoints.redeliver_failed(
+        actor=Actor.staff("support"), endpoint=hooked.endpoint, since=timezone.now() - timedelta(minutes=5)
     )
     assert count == 3
     _wait(lambda: Delivery.objects.filter(status="delivered").count() == 3)
@@ -213,7 +230,7 @@ def test_redeliver_failed_since_a_time(hooked, receiver):
 
 def test_rotated_secret_signs_with_both_secrets(hooked, receiver):
     old_secret = hooked.endpoint.secret
-    new_secret = webhooks.rotate_secret(actor=Actor.staff("support"), endpoint=hooked.endpoint)
+    new_secret = endpoints.rotate_secret(actor=Actor.staff("support"), endpoint=hooked.endpoint)
     create_room(actor=SYSTEM, app=hooked.app, name="rotated")
     request = receiver.wait_for(lambda r: len(r) == 1)[0]
     assert len(request.headers["webhook-signature"].split(" ")) == 2

@@ -2,14 +2,16 @@ from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conferences.actors import Actor
 from conferences.errors import ServiceError
-from conferences.models import AuditEntry, Delivery, DeliveryAttempt, WebhookEndpoint
-from conferences.services import deliveries
-from conferences.services.rooms import create_room
-from conferences.services.webhooks import create_endpoint
+from conferences.models import AuditEntry, Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from conferences.services import delivery_dispatch, endpoints, retention
+from conferences.services.endpoints import create_endpoint
+from conferences.services.rooms import create_room, destroy_room
+from conferences.webhooks.sender import SendResult
 from conferences.webhooks.signing import encode_body
 from conferences.webhooks.ssrf import check_webhook_url, is_public
 from tests.support.receiver import Receiver
@@ -75,9 +77,8 @@ def test_send_time_check_blocks_a_name_that_now_resolves_privately(tenant, monke
     try:
         with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
             endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url.replace("127.0.0.1", "localhost"))
-        monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)  # this test sends itself
-        room = create_room(actor=SYSTEM, app=tenant.app, name="rebound")
-        deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
+        create_room(actor=SYSTEM, app=tenant.app, name="rebound")
+        assert delivery_dispatch.dispatch() == 1
         attempt = DeliveryAttempt.objects.get()
         assert attempt.error.startswith("blocked:")
         assert attempt.status_code is None
@@ -107,10 +108,10 @@ def test_default_retry_schedule_spans_more_than_a_day_with_jitter():
     assert schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]
     assert sum(schedule) >= 24 * 3600  # about 27 h before jitter
     for attempt, base in enumerate(schedule, start=1):
-        delays = {deliveries.retry_delay(attempt) for _ in range(50)}
+        delays = {delivery_dispatch.retry_delay(attempt) for _ in range(50)}
         assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
         assert len(delays) > 1
-    assert deliveries.retry_delay(len(schedule) + 1) is None
+    assert delivery_dispatch.retry_delay(len(schedule) + 1) is None
 
 
 def test_body_is_exactly_the_schema_keys_in_schema_order():
@@ -130,7 +131,7 @@ def test_pruning_removes_only_what_is_past_retention(tenant):
     )
     audit_count = AuditEntry.objects.count()
 
-    removed = deliveries.prune()
+    removed = retention.prune()
 
     assert removed == {"attempts": 1, "audit": 1}
     assert list(DeliveryAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
@@ -174,9 +175,8 @@ def test_a_receiver_answering_nul_bytes_cannot_break_the_bookkeeping(tenant, mon
     try:
         with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
             endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url)
-            monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)  # this test sends itself
-            room = create_room(actor=SYSTEM, app=tenant.app, name="nul")
-            deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
+            create_room(actor=SYSTEM, app=tenant.app, name="nul")
+            assert delivery_dispatch.dispatch() == 1
         assert len(receiver.received) == 1
         assert Delivery.objects.get().status == "delivered"
         assert DeliveryAttempt.objects.get().response_excerpt == '{"ok": ""}'
@@ -188,51 +188,54 @@ def test_redelivery_to_a_disabled_endpoint_is_refused(tenant):
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
         endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
     create_room(actor=SYSTEM, app=tenant.app, name="off")
-    deliveries.disable_endpoint(actor=SYSTEM, endpoint=endpoint, reason="staff")
+    endpoints.disable_endpoint(actor=SYSTEM, endpoint=endpoint, reason="staff")
     delivery = Delivery.objects.get()
     assert delivery.status == "failed"
     with pytest.raises(ServiceError) as refused:
-        deliveries.redeliver(actor=SYSTEM, delivery=delivery)
+        endpoints.redeliver(actor=SYSTEM, delivery=delivery)
     assert refused.value.code == "endpoint_disabled"
 
 
-def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant, monkeypatch):
-    monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
-    room = create_room(actor=SYSTEM, app=tenant.app, name="held")
-    now = timezone.now()
-    claim = deliveries.claim_head(endpoint_id=endpoint.pk, ordering_key=room.room_id, now=now)
-    deliveries.finish_attempt(claim, deliveries.sender.SendResult(500, "", "", 5), now=now, claim_next=True)
-    head = Delivery.objects.get()
-    assert head.status == "pending" and head.next_attempt_at > now
-    from conferences.services.rooms import destroy_room
+def _make_due(**filters) -> None:
+    """Time passes: what waits for a retry is due now."""
+    Delivery.objects.filter(status="pending", **filters).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
+
+def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    room = create_room(actor=SYSTEM, app=tenant.app, name="held")
+    before = timezone.now()
+    [claim] = delivery_dispatch.claim(limit=10)
+    delivery_dispatch.finish([(claim, SendResult(500, "", "", 5))])
+    head = Delivery.objects.get()
+    assert head.status == "pending" and head.next_attempt_at > before
     destroy_room(actor=SYSTEM, app=tenant.app, room_id=room.room_id)
     behind = Delivery.objects.exclude(pk=head.pk).get()
-    assert behind.next_attempt_at == head.next_attempt_at
-    assert deliveries.redrive(now=now + timedelta(seconds=1)) == 0
-    assert deliveries.redrive(now=head.next_attempt_at + timedelta(seconds=10)) == 1
+    assert behind.next_attempt_at == head.next_attempt_at  # written held: the fan-out read the tail
+    assert delivery_dispatch.claim(limit=10) == []
+    assert delivery_dispatch.redrive() is False
+    _make_due()
+    assert delivery_dispatch.redrive() is True
+    assert [c.delivery_id for c in delivery_dispatch.claim(limit=10)] == [head.pk]  # the head, not both
 
 
-def test_a_delivery_whose_attempts_were_lost_gives_up(tenant, monkeypatch):
-    monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)
+def test_a_delivery_whose_attempts_were_lost_gives_up(tenant):
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
-    room = create_room(actor=SYSTEM, app=tenant.app, name="lost")
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    create_room(actor=SYSTEM, app=tenant.app, name="lost")
     from django.conf import settings
 
     Delivery.objects.update(attempts=len(settings.WEBHOOK_RETRY_SCHEDULE) + 1)
-    deliveries.deliver_queue(endpoint_id=endpoint.pk, ordering_key=room.room_id)
+    delivery_dispatch.dispatch()
     delivery = Delivery.objects.get()
     assert delivery.status == "failed" and delivery.last_error == "no attempts left"
 
 
-def test_finishing_a_delivery_claims_the_lowest_pending_one_next(tenant, monkeypatch):
-    """The one-statement finish-and-claim takes the queue's true head, even a redelivered older event."""
-    monkeypatch.setattr(deliveries, "wake_queues", lambda *a, **k: None)
+def test_the_claim_takes_the_lowest_pending_delivery_of_a_queue(tenant):
+    """Even an older event redelivered while a later one was in flight goes next."""
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
     room = create_room(actor=SYSTEM, app=tenant.app, name="q")
     from conferences import webhook_events
     from conferences.services.events import record_event
@@ -241,13 +244,118 @@ def test_finishing_a_delivery_claims_the_lowest_pending_one_next(tenant, monkeyp
         record_event(app=tenant.app, room=room, payload=webhook_events.play_stopped(room, f"op-{n}"))
     oldest, first_claimed, *_ = Delivery.objects.order_by("id")
     Delivery.objects.filter(pk=oldest.pk).update(status="delivered")
-    now = timezone.now()
-    claim = deliveries.claim_head(endpoint_id=endpoint.pk, ordering_key=room.room_id, now=now)
+    [claim] = delivery_dispatch.claim(limit=10)
     assert claim.delivery_id == first_claimed.pk
+    assert delivery_dispatch.claim(limit=10) == []  # one in flight per queue
     Delivery.objects.filter(pk=oldest.pk).update(status="pending")  # staff redelivered it meanwhile
-    ok = deliveries.sender.SendResult(200, "", "", 3)
-    outcome, following = deliveries.finish_attempt(claim, ok, now=now, claim_next=True)
+    [outcome] = delivery_dispatch.finish([(claim, SendResult(200, "", "", 3))])
     assert outcome.status == "delivered"
+    [following] = delivery_dispatch.claim(limit=10)
     assert following.delivery_id == oldest.pk
-    assert Delivery.objects.get(pk=first_claimed.pk).status == "delivered"
     assert DeliveryAttempt.objects.filter(delivery_id=oldest.pk).count() == 1  # recorded before the send
+
+
+def test_a_finish_changes_only_its_own_attempt(tenant):
+    """A worker whose lease ran out finishes late: the attempt that took over decides."""
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    create_room(actor=SYSTEM, app=tenant.app, name="taken-over")
+    [stale] = delivery_dispatch.claim(limit=10)
+    Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    [current] = delivery_dispatch.claim(limit=10)
+    assert (stale.number, current.number) == (1, 2) and stale.msg_id == current.msg_id
+    delivery_dispatch.finish([(stale, SendResult(200, "late", "", 3))])
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and delivery.lease_expires_at > timezone.now()  # still in flight
+    delivery_dispatch.finish([(current, SendResult(500, "", "", 3))])
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.last_status_code == 500 and delivery.lease_expires_at is None
+    assert list(DeliveryAttempt.objects.order_by("number").values_list("number", "status_code")) == [
+        (1, 200), (2, 500)]  # both attempts stay on record
+
+
+def test_a_redelivery_starts_a_new_round_with_new_attempt_numbers(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    create_room(actor=SYSTEM, app=tenant.app, name="again")
+    [first] = delivery_dispatch.claim(limit=10)
+    delivery_dispatch.finish([(first, SendResult(200, "", "", 3))])
+    endpoints.redeliver(actor=SYSTEM, delivery=Delivery.objects.get())
+    [second] = delivery_dispatch.claim(limit=10)
+    assert (second.attempt_number, second.number) == (1, 2)
+    delivery_dispatch.finish([(first, SendResult(500, "", "", 3))])  # the old attempt cannot touch the new round
+    assert Delivery.objects.get().lease_expires_at is not None
+
+
+def test_each_endpoint_has_at_most_its_cap_in_flight(make_tenant):
+    busy, quiet = make_tenant(), make_tenant()
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        busy_endpoint = create_endpoint(actor=SYSTEM, app=busy.app, url="http://127.0.0.1:9/busy")
+        quiet_endpoint = create_endpoint(actor=SYSTEM, app=quiet.app, url="http://127.0.0.1:9/quiet")
+    for n in range(12):
+        create_room(actor=SYSTEM, app=busy.app, name=f"busy{n}")
+    for n in range(3):
+        create_room(actor=SYSTEM, app=quiet.app, name=f"quiet{n}")
+    from collections import Counter
+
+    with override_settings(WEBHOOK_ENDPOINT_CONCURRENCY=5):
+        claims = delivery_dispatch.claim(limit=100)
+        assert Counter(c.endpoint_id for c in claims) == {busy_endpoint.pk: 5, quiet_endpoint.pk: 3}
+        in_flight = Counter(c.endpoint_id for c in claims)
+        in_flight[busy_endpoint.pk] -= 2  # two of them finished
+        more = delivery_dispatch.claim(limit=100, in_flight=in_flight)
+        assert Counter(c.endpoint_id for c in more) == {busy_endpoint.pk: 2}
+
+
+def test_the_oldest_due_deliveries_are_claimed_first(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    rooms = [create_room(actor=SYSTEM, app=tenant.app, name=f"age{n}") for n in range(4)]
+    ages = {rooms[0].room_id: 10, rooms[1].room_id: 40, rooms[2].room_id: 20, rooms[3].room_id: 30}
+    for room_id, seconds in ages.items():
+        Delivery.objects.filter(ordering_key=room_id).update(next_attempt_at=timezone.now() - timedelta(seconds=seconds))
+    claims = delivery_dispatch.claim(limit=2)
+    assert [c.payload["room_id"] for c in claims] == [rooms[1].room_id, rooms[3].room_id]
+
+
+def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant):
+    """The fan-out reads a queue's tail through the queue index, never the endpoint's backlog."""
+    from django.db import connection, transaction
+
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    with CaptureQueriesContext(connection) as without_backlog:
+        create_room(actor=SYSTEM, app=tenant.app, name="first")
+    delivery = Delivery.objects.get()
+    with connection.cursor() as cursor:
+        # A backlog of 20,000 pending deliveries of this endpoint, with no fresh statistics.
+        cursor.execute(
+            f"WITH event AS (INSERT INTO {Event._meta.db_table} (uuid, app_id, event_type, ordering_key, payload,"
+            "  created_at) SELECT gen_random_uuid(), %s, 'conference.created', 'backlog-' || n, '{}', now()"
+            "  FROM generate_series(1, 20000) AS n RETURNING id, ordering_key)"
+            f" INSERT INTO {Delivery._meta.db_table} (event_id, endpoint_id, ordering_key, status, attempts,"
+            " total_attempts, next_attempt_at, created_at, last_error)"
+            " SELECT id, %s, ordering_key, 'pending', 0, 0, now(), now(), '' FROM event",
+            [tenant.app.pk, endpoint.pk],
+        )
+        from conferences.services.fan_out import INSERT_SQL
+
+        next_event = Event.objects.create(app=tenant.app, event_type="conference.destroyed", ordering_key="backlog-7",
+                                          payload={})
+        with transaction.atomic():  # EXPLAIN ANALYZE runs the insert: undo it
+            cursor.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + INSERT_SQL,
+                {"pending": "pending", "events": [next_event.pk], "endpoints": [endpoint.pk], "keys": ["backlog-7"]},
+            )
+            plan = cursor.fetchone()[0]
+            transaction.set_rollback(True)
+    read = _rows_read(plan[0]["Plan"])
+    assert read < 100, read
+    with CaptureQueriesContext(connection) as with_backlog:
+        create_room(actor=SYSTEM, app=tenant.app, name="second")
+    assert len(with_backlog) == len(without_backlog)
+
+
+def _rows_read(node: dict) -> int:
+    own = node.get("Actual Rows", 0) * node.get("Actual Loops", 1) + node.get("Rows Removed by Filter", 0)
+    return own + sum(_rows_read(child) for child in node.get("Plans", []))

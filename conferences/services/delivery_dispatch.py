@@ -1,0 +1,341 @@
+"""Webhook dispatch: claim many queue heads in one statement, send them concurrently, record
+the outcomes in one statement, and claim again, until nothing is due.
+
+- A claim takes due heads (the lowest pending id of their queue) across rooms and endpoints,
+  oldest due first, with SKIP LOCKED; it sets a lease and writes each attempt row before any
+  I/O. Whatever the number of workers, a head is sent by one of them at a time.
+- At most WEBHOOK_ENDPOINT_CONCURRENCY attempts per endpoint are in flight in a worker process,
+  so a slow or dead endpoint holds a bounded share of it while other endpoints flow.
+- A finish matches its own attempt (the attempt number never repeats, a redelivery included),
+  so a late finish of a taken-over attempt changes nothing. Times that decide retries are the
+  database's.
+"""
+
+import concurrent.futures
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from ..actors import Actor
+from ..models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from ..models.webhooks import DeliveryStatus
+from ..webhooks.sender import Request, SendResult, sender
+from ..webhooks.signing import encode_body, signature_headers
+from . import outbox
+from .endpoints import disable_endpoint
+
+logger = logging.getLogger(__name__)
+
+KIND = "webhooks"
+# A dispatch pass hands over to a fresh task after this long, so a worker's warm shutdown and
+# the broker's view of running tasks stay bounded.
+PASS_SECONDS = 30
+MAX_CLAIM = 500
+# A retry due sooner than this gets a wake-up timed for it; later ones wait for the re-drive.
+PRECISE_WAKE_LIMIT = 60
+
+# Set when the worker shuts down: stop claiming, finish what is in flight.
+stopping = threading.Event()
+
+_DELIVERY = Delivery._meta.db_table
+_ATTEMPT = DeliveryAttempt._meta.db_table
+_EVENT = Event._meta.db_table
+_ENDPOINT = WebhookEndpoint._meta.db_table
+_PENDING = DeliveryStatus.PENDING.value
+
+# The endpoints with pending deliveries, one index step each (a skip scan): the claim and the
+# re-drive cost what is due on them, not the number of endpoints or the backlog's depth.
+_PENDING_ENDPOINTS = f"""
+pending_endpoint AS (
+    (SELECT endpoint_id FROM {_DELIVERY} WHERE status = %(pending)s ORDER BY endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM {_DELIVERY} AS d
+            WHERE d.status = %(pending)s AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
+    FROM pending_endpoint AS p WHERE p.endpoint_id IS NOT NULL
+)"""
+
+# Due, not held by a live lease, and the head of its queue.
+_CLAIMABLE = f"""
+d.status = %(pending)s AND d.next_attempt_at <= statement_timestamp()
+AND (d.lease_expires_at IS NULL OR d.lease_expires_at < statement_timestamp())
+AND d.id = (
+    -- written as the first of the queue, so every plan takes it from the queue index in one step
+    SELECT head.id FROM {_DELIVERY} AS head
+    WHERE head.endpoint_id = d.endpoint_id AND head.ordering_key = d.ordering_key AND head.status = %(pending)s
+    ORDER BY head.id LIMIT 1)"""
+
+# Up to its free slots from each enabled endpoint, oldest due first; then the attempt rows.
+CLAIM_SQL = f"""
+WITH RECURSIVE {_PENDING_ENDPOINTS}, open_endpoint AS (
+    SELECT ep.id, COALESCE(busy.room, %(cap)s) AS room
+    FROM pending_endpoint AS p
+    JOIN {_ENDPOINT} AS ep ON ep.id = p.endpoint_id AND ep.enabled
+    LEFT JOIN unnest(%(busy)s::bigint[], %(room)s::int[]) AS busy(endpoint_id, room) ON busy.endpoint_id = ep.id
+    WHERE COALESCE(busy.room, %(cap)s) > 0
+), chosen AS (
+    SELECT head.id, head.next_attempt_at FROM open_endpoint AS oe
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM {_DELIVERY} AS d
+        WHERE d.endpoint_id = oe.id AND {_CLAIMABLE}
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT oe.room
+        FOR UPDATE OF d SKIP LOCKED
+    ) AS head
+    ORDER BY head.next_attempt_at, head.id
+    LIMIT %(limit)s
+), claimed AS (
+    UPDATE {_DELIVERY} AS d
+    SET attempts = d.attempts + 1, total_attempts = d.total_attempts + 1,
+        lease_expires_at = statement_timestamp() + %(lease)s * interval '1 second'
+    FROM chosen WHERE d.id = chosen.id
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.total_attempts
+), attempt AS (
+    INSERT INTO {_ATTEMPT} (delivery_id, number, started_at, response_excerpt, error)
+    SELECT id, total_attempts, statement_timestamp(), '', '' FROM claimed
+    RETURNING id, delivery_id
+)
+SELECT claimed.id, attempt.id, claimed.attempts, claimed.total_attempts, e.uuid, e.payload,
+       ep.id, ep.url, ep.secret,
+       CASE WHEN ep.previous_secret_expires_at > statement_timestamp() THEN ep.previous_secret ELSE '' END
+FROM claimed
+JOIN attempt ON attempt.delivery_id = claimed.id
+JOIN {_EVENT} AS e ON e.id = claimed.event_id
+JOIN {_ENDPOINT} AS ep ON ep.id = claimed.endpoint_id
+ORDER BY claimed.id
+"""
+
+# The outcomes of many attempts at once. A delivery that waits for a retry holds the rest of
+# its queue until then.
+FINISH_SQL = f"""
+WITH outcome AS (
+    SELECT * FROM unnest(%(delivery)s::bigint[], %(attempt)s::bigint[], %(number)s::int[], %(status)s::text[],
+                         %(retry_in)s::float8[], %(code)s::int[], %(duration)s::int[], %(excerpt)s::text[],
+                         %(error)s::text[])
+        AS o(delivery_id, attempt_id, number, status, retry_in, code, duration, excerpt, error)
+), recorded AS (
+    UPDATE {_ATTEMPT} AS a
+    SET duration_ms = o.duration, status_code = o.code, response_excerpt = o.excerpt, error = o.error
+    FROM outcome AS o WHERE a.id = o.attempt_id
+), finished AS (
+    UPDATE {_DELIVERY} AS d
+    SET status = o.status,
+        next_attempt_at = CASE WHEN o.status = %(pending)s
+                               THEN statement_timestamp() + o.retry_in * interval '1 second'
+                               ELSE d.next_attempt_at END,
+        lease_expires_at = NULL,
+        completed_at = CASE WHEN o.status = %(pending)s THEN NULL ELSE statement_timestamp() END,
+        last_status_code = o.code, last_error = o.error
+    FROM outcome AS o
+    WHERE d.id = o.delivery_id AND d.status = %(pending)s AND d.total_attempts = o.number
+    RETURNING d.id, d.endpoint_id, d.ordering_key, d.status, d.next_attempt_at
+), held AS (
+    UPDATE {_DELIVERY} AS later SET next_attempt_at = f.next_attempt_at
+    FROM finished AS f
+    WHERE f.status = %(pending)s AND later.endpoint_id = f.endpoint_id AND later.ordering_key = f.ordering_key
+      AND later.status = %(pending)s AND later.id > f.id AND later.next_attempt_at < f.next_attempt_at
+)
+SELECT id FROM finished
+"""
+
+# Anything due that nobody holds (a lost wake-up, a worker that died mid-send).
+DUE_SQL = f"""
+WITH RECURSIVE {_PENDING_ENDPOINTS}
+SELECT EXISTS (
+    SELECT 1 FROM pending_endpoint AS p
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM {_DELIVERY} AS d WHERE d.endpoint_id = p.endpoint_id AND {_CLAIMABLE} LIMIT 1
+    ) AS due
+)
+"""
+
+
+def _execute_prepared(sql: str, parameters: dict) -> list[tuple]:
+    """Run a hot statement as a server-side prepared statement on Django's connection (and in
+    its transaction): planning these CTEs costs as much as running them, and Django's cursors
+    bind on the client and cannot prepare."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, parameters, prepare=True)
+        return cursor.fetchall() if cursor.description else []
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    attempt_id: int
+    attempt_number: int  # in the current round: decides the retry delay
+    number: int  # over all rounds: this attempt's record number
+    msg_id: str
+    payload: dict
+    endpoint_id: int
+    url: str
+    secrets: list[str] = field(repr=False)
+
+
+def lease_seconds() -> float:
+    """Comfortably longer than an attempt's absolute deadline, so a live one is not taken over."""
+    return 2 * settings.WEBHOOK_TIMEOUT_SECONDS + 30
+
+
+def claim(*, limit: int, in_flight: Counter | None = None) -> list[Claim]:
+    """Claim up to `limit` due heads, at most the endpoint cap per endpoint counting what this
+    process has `in_flight` per endpoint."""
+    cap = settings.WEBHOOK_ENDPOINT_CONCURRENCY
+    in_flight = in_flight or Counter()
+    busy = {endpoint: cap - count for endpoint, count in in_flight.items() if count > 0}
+    parameters = {
+        "pending": _PENDING,
+        "busy": list(busy),
+        "room": list(busy.values()),
+        "cap": cap,
+        "limit": limit,
+        "lease": lease_seconds(),
+    }
+    rows = _execute_prepared(CLAIM_SQL, parameters)
+    return [
+        Claim(
+            delivery_id=delivery_id, attempt_id=attempt_id, attempt_number=attempts, number=number,
+            msg_id=f"msg_{event_uuid.hex}", payload=payload if isinstance(payload, dict) else json.loads(payload),
+            endpoint_id=endpoint_id, url=url, secrets=[secret] + ([previous] if previous else []),
+        )
+        for delivery_id, attempt_id, attempts, number, event_uuid, payload, endpoint_id, url, secret, previous in rows
+    ]
+
+
+def retry_delay(attempts: int) -> float | None:
+    """Seconds before the next try after `attempts` failed ones (±20% jitter); None: give up."""
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    if attempts > len(schedule):
+        return None
+    return schedule[attempts - 1] * random.uniform(0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    retry_in: float | None  # seconds, when status is pending
+
+
+def outcome_of(claim: Claim, result: SendResult) -> Outcome:
+    if result.ok:
+        return Outcome(DeliveryStatus.DELIVERED, None)
+    if result.status_code == 410:
+        return Outcome(DeliveryStatus.FAILED, None)
+    retry_in = retry_delay(claim.attempt_number)
+    return Outcome(DeliveryStatus.FAILED, None) if retry_in is None else Outcome(DeliveryStatus.PENDING, retry_in)
+
+
+def finish(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
+    """Record many outcomes in one statement; 410 then disables its endpoint."""
+    outcomes = [outcome_of(claim, result) for claim, result in results]
+    errors = [result.error or ("" if result.ok else f"HTTP {result.status_code}") for _, result in results]
+    parameters = {
+        "pending": _PENDING,
+        "delivery": [claim.delivery_id for claim, _ in results],
+        "attempt": [claim.attempt_id for claim, _ in results],
+        "number": [claim.number for claim, _ in results],
+        "status": [str(outcome.status) for outcome in outcomes],
+        "retry_in": [outcome.retry_in for outcome in outcomes],
+        "code": [result.status_code for _, result in results],
+        "duration": [result.duration_ms for _, result in results],
+        "excerpt": [result.excerpt for _, result in results],
+        "error": errors,
+    }
+    _execute_prepared(FINISH_SQL, parameters)
+    gone = {claim.endpoint_id for claim, result in results if result.status_code == 410}
+    if gone:
+        for endpoint in WebhookEndpoint.objects.filter(pk__in=gone, enabled=True).select_related("app"):
+            disable_endpoint(actor=Actor.system("webhook-delivery"), endpoint=endpoint,
+                             reason="The receiver answered 410 Gone")
+    _wake_for_retries([outcome.retry_in for outcome in outcomes if outcome.retry_in is not None])
+    return outcomes
+
+
+_retry_wakes: set[int] = set()
+
+
+def _wake_for_retries(delays: list[float]) -> None:
+    """One timed wake-up per tenth of a second that has retries due, when due soon."""
+    now = time.time()
+    _retry_wakes.difference_update({at for at in _retry_wakes if at < now * 10})
+    for delay in delays:
+        if delay > PRECISE_WAKE_LIMIT:
+            continue
+        bucket = int((now + delay) * 10) + 1
+        if bucket not in _retry_wakes:
+            _retry_wakes.add(bucket)
+            outbox.wake(KIND, countdown=bucket / 10 - now, force=True)
+
+
+def _request(claim: Claim) -> Request | SendResult:
+    """The signed request, or the result that stands for an attempt that cannot be made."""
+    if claim.attempt_number > len(settings.WEBHOOK_RETRY_SCHEDULE) + 1:
+        # Attempts lost with dead workers used up the schedule: give up rather than loop.
+        return SendResult(None, "", "no attempts left", 0)
+    try:
+        body = encode_body(claim.payload)
+        headers = signature_headers(msg_id=claim.msg_id, timestamp=timezone.now(), body=body, secrets=claim.secrets)
+    except Exception as exc:
+        logger.exception("cannot sign delivery %s", claim.delivery_id)
+        return SendResult(None, "", f"cannot sign: {type(exc).__name__}", 0)
+    return Request(claim.url, body.encode(), headers)
+
+
+def _settled(result: SendResult) -> concurrent.futures.Future:
+    future = concurrent.futures.Future()
+    future.set_result(result)
+    return future
+
+
+def dispatch(*, pass_seconds: float = PASS_SECONDS) -> int:
+    """Send everything due until nothing is; returns the number of attempts made."""
+    max_in_flight = settings.WEBHOOK_MAX_IN_FLIGHT
+    in_flight: dict[concurrent.futures.Future, Claim] = {}
+    per_endpoint: Counter = Counter()
+    ends_at = time.monotonic() + pass_seconds
+    attempts, claiming = 0, True
+    while True:
+        if claiming and (stopping.is_set() or time.monotonic() > ends_at):
+            claiming = False
+            outbox.wake(KIND, force=True)  # a fresh task goes on where this one stops
+        room = min(MAX_CLAIM, max_in_flight - len(in_flight))
+        if claiming and room > 0:
+            claims = claim(limit=room, in_flight=per_endpoint)
+            if len(claims) == room:
+                outbox.wake(KIND)  # a backlog: another worker process may share it
+            requests = [(c, _request(c)) for c in claims]
+            to_send = [(c, r) for c, r in requests if isinstance(r, Request)]
+            futures = sender().send_many([r for _, r in to_send]) if to_send else []
+            sent = dict(zip(futures, (c for c, _ in to_send)))
+            sent.update({_settled(r): c for c, r in requests if isinstance(r, SendResult)})
+            in_flight.update(sent)
+            per_endpoint.update(c.endpoint_id for c in claims)
+        if not in_flight:
+            return attempts
+        done, _ = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+        results = [(in_flight.pop(future), future.result()) for future in done]
+        per_endpoint.subtract(c.endpoint_id for c, _ in results)
+        finish(results)
+        attempts += len(results)
+
+
+def redrive() -> bool:
+    """Wake a dispatcher when anything is due and not in flight; True when it did."""
+    with connection.cursor() as cursor:
+        cursor.execute(DUE_SQL, {"pending": _PENDING})
+        due = cursor.fetchone()[0]
+    if due:
+        outbox.wake(KIND, force=True)
+    return due
+
+
+dispatcher = outbox.Dispatcher(KIND, dispatch)
