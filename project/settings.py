@@ -134,6 +134,7 @@ if not CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
+        "control_folder": str(BROKER_DIR / "control"),  # exchange bindings; not the working directory
         "store_processed": False,
         "polling_interval": 0.05,
     }
