@@ -296,8 +296,10 @@ def _settled(result: SendResult) -> concurrent.futures.Future:
     return future
 
 
-def dispatch(*, pass_seconds: float = PASS_SECONDS) -> int:
-    """Send everything due until nothing is; returns the number of attempts made."""
+def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float = PASS_SECONDS) -> int:
+    """Send everything due until nothing is; returns the number of attempts made. A wake-up
+    that reaches `dispatcher` meanwhile makes it claim at once, even while it waits on slow
+    receivers."""
     max_in_flight = settings.WEBHOOK_MAX_IN_FLIGHT
     in_flight: dict[concurrent.futures.Future, Claim] = {}
     per_endpoint: Counter = Counter()
@@ -309,6 +311,8 @@ def dispatch(*, pass_seconds: float = PASS_SECONDS) -> int:
             outbox.wake(KIND, force=True)  # a fresh task goes on where this one stops
         room = min(MAX_CLAIM, max_in_flight - len(in_flight))
         if claiming and room > 0:
+            if dispatcher is not None:
+                dispatcher.take_wake()
             claims = claim(limit=room, in_flight=per_endpoint)
             if len(claims) == room:
                 outbox.wake(KIND)  # a backlog: another worker process may share it
@@ -321,11 +325,13 @@ def dispatch(*, pass_seconds: float = PASS_SECONDS) -> int:
             per_endpoint.update(c.endpoint_id for c in claims)
         if not in_flight:
             return attempts
-        done, _ = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
-        results = [(in_flight.pop(future), future.result()) for future in done]
+        waiting_on = [*in_flight, dispatcher.next_nudge()] if dispatcher is not None and claiming else in_flight
+        done, _ = concurrent.futures.wait(waiting_on, return_when=concurrent.futures.FIRST_COMPLETED)
+        results = [(in_flight.pop(future), future.result()) for future in done if future in in_flight]
         per_endpoint.subtract(c.endpoint_id for c, _ in results)
-        finish(results)
-        attempts += len(results)
+        if results:
+            finish(results)
+            attempts += len(results)
 
 
 def redrive() -> bool:

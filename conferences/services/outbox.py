@@ -8,6 +8,7 @@ one per room. Within a worker process one thread dispatches at a time; a wake-up
 meanwhile only tells it to look again (`Dispatcher.wake`).
 """
 
+import concurrent.futures
 import threading
 from collections.abc import Callable
 
@@ -68,27 +69,49 @@ def lower_flag(kind: str) -> None:
 
 
 class Dispatcher:
-    """One dispatch pass at a time per process; wake-ups during a pass start another after it."""
+    """One dispatch pass at a time per process. A wake-up during a pass nudges it to claim again
+    at once (it may be waiting on slow receivers); one after it starts another pass."""
 
-    def __init__(self, kind: str, dispatch: Callable[[], int]):
+    def __init__(self, kind: str, dispatch: Callable[["Dispatcher"], int]):
         self.kind = kind
         self._dispatch = dispatch
         self._running = threading.Lock()
         self._woken = threading.Event()
+        self._nudges_lock = threading.Lock()
+        self._nudge = concurrent.futures.Future()
 
     def wake(self) -> int:
         """Dispatch until nothing new was asked for; returns how many items were sent, 0 when
-        another thread of this process is dispatching (it will look again)."""
-        self._woken.set()
+        another thread of this process is dispatching (it is nudged and claims again)."""
+        with self._nudges_lock:
+            self._woken.set()
+            if not self._nudge.done():
+                self._nudge.set_result(None)
         sent = 0
         while self._woken.is_set():
             if not self._running.acquire(blocking=False):
                 return sent
             try:
-                while self._woken.is_set():
-                    self._woken.clear()
-                    lower_flag(self.kind)
-                    sent += self._dispatch()
+                while self.take_wake():
+                    sent += self._dispatch(self)
             finally:
                 self._running.release()
         return sent
+
+    def take_wake(self) -> bool:
+        """Whether a wake-up came since the last look; if so the flag is lowered, so that what
+        commits after the claim that follows publishes a wake-up again."""
+        if not self._woken.is_set():
+            return False
+        self._woken.clear()
+        lower_flag(self.kind)
+        return True
+
+    def next_nudge(self) -> concurrent.futures.Future:
+        """A future that completes at the next wake-up (to wait on beside the work in flight)."""
+        with self._nudges_lock:
+            if self._nudge.done():
+                self._nudge = concurrent.futures.Future()
+                if self._woken.is_set():  # a wake-up the last future already stood for: not lost
+                    self._nudge.set_result(None)
+            return self._nudge

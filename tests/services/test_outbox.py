@@ -1,0 +1,76 @@
+"""Wake-ups of an outbox's dispatcher: the flag that coalesces them, and the per-process gate."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from conferences.models import OutboxWake
+from conferences.services import outbox
+
+pytestmark = pytest.mark.django_db
+
+
+def test_only_the_commit_that_raises_the_flag_publishes():
+    assert outbox._raise_flag("webhooks") is True
+    assert outbox._raise_flag("webhooks") is False  # a wake-up is already waiting
+    outbox.lower_flag("webhooks")  # a worker took it
+    assert outbox._raise_flag("webhooks") is True
+
+
+def test_a_flag_raised_long_ago_counts_as_a_lost_message():
+    assert outbox._raise_flag("webhooks") is True
+    OutboxWake.objects.filter(kind="webhooks").update(requested_at=timezone.now() - timedelta(seconds=10))
+    assert outbox._raise_flag("webhooks") is True
+
+
+def test_the_flag_row_is_created_when_missing():
+    OutboxWake.objects.all().delete()
+    assert outbox._raise_flag("webhooks") is True
+    assert outbox._raise_flag("webhooks") is False
+
+
+def test_a_wake_up_that_could_not_be_published_lowers_the_flag(monkeypatch):
+    from conferences import publish
+
+    monkeypatch.setattr(publish, "_broker_down_until", float("inf"))
+    outbox.wake("webhooks")
+    assert OutboxWake.objects.get(kind="webhooks").requested_at is None  # the next commit tries again
+
+
+def test_a_wake_up_during_a_pass_starts_another_pass():
+    passes = []
+    dispatcher = None
+
+    def dispatch(gate):
+        passes.append(len(passes))
+        if len(passes) == 1:
+            woken_elsewhere = threading.Thread(target=dispatcher.wake)
+            woken_elsewhere.start()
+            woken_elsewhere.join()
+            assert not woken_elsewhere.is_alive()
+        return 1
+
+    dispatcher = outbox.Dispatcher("webhooks", dispatch)
+    assert dispatcher.wake() == 2
+    assert passes == [0, 1]
+
+
+def test_a_wake_up_is_not_lost_when_the_last_nudge_was_already_used():
+    """The pass waits on a nudge future beside its requests; a wake-up that finds the previous
+    nudge already completed must still complete the next one."""
+    seen = []
+
+    def dispatch(gate):
+        first = gate.next_nudge()
+        gate.wake()  # another thread's task, while this pass runs
+        assert first.done() and gate.take_wake()
+        gate.wake()  # again, before the pass asked for a fresh nudge
+        seen.append(gate.next_nudge().done())
+        assert gate.take_wake()
+        seen.append(gate.next_nudge().done())
+        return 0
+
+    outbox.Dispatcher("webhooks", dispatch).wake()
+    assert seen == [True, False]
