@@ -1,6 +1,6 @@
-"""`make run`: web, worker and beat together, on the given services or embedded ones.
+"""`make run`: web, a worker per queue and beat together, on the given services or embedded ones.
 
-Ctrl-C (or any of the three exiting) stops them all.
+Ctrl-C (or any of them exiting) stops them all.
 """
 
 import json
@@ -34,7 +34,13 @@ def main() -> None:
 
     processes = [
         subprocess.Popen([PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"], cwd=ROOT),
-        subprocess.Popen([PY, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO", "--pool=threads", "--concurrency=8"], cwd=ROOT),
+        # One worker per queue, so a flood of webhooks never delays the watchdog or the engine.
+        *(
+            subprocess.Popen([PY, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO", "--pool=threads",
+                              f"--concurrency={threads}", "-Q", queues, "-n", f"{name}@%h"], cwd=ROOT)
+            for name, queues, threads in (("webhooks", "webhooks", 2), ("engine", "engine,celery", 8),
+                                          ("sweeps", "sweeps", 4))
+        ),
         subprocess.Popen([PY, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]
 
@@ -62,7 +68,7 @@ def main() -> None:
     app_id, api_key = credentials["app_id"], credentials["api_key"]
     print(
         f"""
-Conference control plane is up (Ctrl-C stops web, worker and beat).
+Conference control plane is up (Ctrl-C stops web, workers and beat).
   API       {base}/api/v1/
   API docs  {base}/api/docs
   Admin     {base}/admin/   user {credentials['admin_user']}  password {credentials['admin_password']}
