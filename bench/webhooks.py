@@ -73,7 +73,8 @@ def main() -> None:
     from conferences import publish
     from conferences.services import outbox
     from conferences.services.events import record_event
-    from conferences.services.rooms import create_room, lock_live_room
+    from conferences.services.locks import lock_live_room
+from conferences.services.rooms import create_room
     from conferences.services.tenants import create_app
 
     receiver_process, base = bench_receiver.start()

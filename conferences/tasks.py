@@ -11,7 +11,7 @@ from django.conf import settings
 from .actors import Actor
 from .engine import sim
 from .services import (
-    commands, delivery_dispatch, engine_commands, engine_events, members, playback, retention, sessions,
+    commands, delivery_dispatch, engine_delivery, engine_events, members, playback, retention, sessions,
 )
 
 SWEEPER = Actor.system("sweeper")
@@ -41,7 +41,7 @@ def prune_history() -> dict:
 
 @shared_task(ignore_result=True, acks_late=True)
 def engine_command(command: str, arguments: dict) -> None:
-    engine_commands.run(command, arguments)
+    engine_delivery.run(command, arguments)
 
 
 @shared_task(ignore_result=True)

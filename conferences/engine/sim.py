@@ -12,7 +12,10 @@ import re
 
 from django.conf import settings
 
+from ..actors import Actor
+from ..models import CallSession, Room
 from ..publish import enqueue_rollback_unsafe
+from ..services import engine_events
 from .base import Engine
 
 DEFAULT_FILE_SECONDS = 2.0
@@ -35,9 +38,6 @@ def file_behaviour(url: str) -> tuple[float, str]:
 
 
 def _report(report: dict) -> None:
-    from ..services import engine_events
-    from ..actors import Actor
-
     engine_events.handle(report, actor=Actor.engine(settings.NODE_HASH))
 
 
@@ -56,8 +56,6 @@ def _start_file(room_id, operation_id, urls, index) -> None:
 
 
 def playback_step(*, room_id: str, operation_id: str, urls: list[str], index: int, kind: str) -> None:
-    from ..models import Room
-
     room = Room.objects.filter(room_id=room_id).values("playback_status", "playback_operation_id").first()
     if room is None or str(room["playback_operation_id"]) != operation_id:
         return  # stopped, ended or replaced
@@ -87,7 +85,5 @@ class SimEngine(Engine):
         _start_file(room_id, operation_id, urls, 0)
 
     def live_sessions(self):
-        from ..models import CallSession
-
         node = settings.NODE_HASH
         return node, set(CallSession.objects.filter(node=node, state="active").values_list("session_uuid", flat=True))

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from ..actors import Actor
 from ..api.fields import StrictCharField
 from ..ids import APP_ID_RE, NODE_RE
-from . import audit, members, sessions
+from . import audit, members, playback, sessions
 
 
 class SessionCreated(serializers.Serializer):
@@ -112,7 +112,6 @@ def handle(report: dict, *, actor: Actor) -> tuple[int, dict]:
 
 def _playback_report(kind: str, data: dict, *, actor: Actor) -> bool:
     """A report for a play that already ended (or never was) changes nothing: history only."""
-    from . import playback
 
     if kind == "playback.progress":
         return playback.engine_progress(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"])

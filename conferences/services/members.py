@@ -21,6 +21,7 @@ from ..publish import enqueue_on_commit
 from . import audit
 from .engine_commands import send_on_commit
 from .events import record_event
+from .locks import lock_live_room
 
 JOIN, LEAVE, MUTE, UNMUTE = "conference/join", "conference/leave", "conference/mute", "conference/unmute"
 COMMAND_TIMEOUT_MS = 2000  # leave, mute and unmute take effect at once; the engine follows
@@ -137,7 +138,6 @@ def set_muted(*, actor: Actor, app, session_uuid: str, muted: bool, command_uid:
 
 
 def kick(*, actor: Actor, app, room_id: str, session_uuid: str) -> None:
-    from .rooms import lock_live_room
 
     with transaction.atomic():
         room = lock_live_room(app=app, room_id=room_id)

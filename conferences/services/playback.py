@@ -23,7 +23,7 @@ from ..publish import enqueue_on_commit
 from . import audit
 from .engine_commands import send_on_commit
 from .events import record_event, record_events
-from .rooms import lock_live_room
+from .locks import lock_live_room
 
 
 def _timeout() -> timedelta:

@@ -12,7 +12,9 @@ from ..models.sessions import ACTIVE_MEMBER_STATES
 from . import audit
 from .events import record_event
 from .engine_commands import send_on_commit
+from .locks import lock_live_room
 from .members import end_membership_locked
+from .playback import stop_locked
 
 NAME_CONSTRAINT = "room_live_name_unique"
 
@@ -59,14 +61,6 @@ def create_room(*, actor: Actor, app: App, name: str) -> Room:
     raise NameTaken("")  # pragma: no cover - three destroys racing three creates
 
 
-def lock_live_room(*, app: App, room_id: str) -> Room:
-    """The app's live room under a row lock, or NotFound (another app's room looks missing)."""
-    room = Room.objects.select_for_update(of=("self",)).select_related("app").live().filter(app=app, room_id=room_id).first()
-    if room is None:
-        raise NotFound("Conference not found")
-    return room
-
-
 def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
     """Delete a room: playback ends first, then every member goes, then `conference.destroyed`.
 
@@ -76,7 +70,6 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
         room = lock_live_room(app=app, room_id=room_id)
         room.destroyed_at = timezone.now()  # set first: the engine is told to destroy, not to stop or kick
         if room.playback_status != PlaybackStatus.STOPPED:
-            from .playback import stop_locked
 
             stop_locked(room=room, actor=actor)
         members = (

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..actors import Actor
+from ..engine.base import get_engine
 from ..errors import ServiceError
 from ..ids import mint_session_uuid, node_of
 from ..models import App, CallSession
@@ -68,7 +69,6 @@ def expire_orphans(*, actor: Actor, now=None, limit: int = 500) -> int:
 def sweep_orphans(*, actor: Actor) -> int:
     """The periodic janitor: the engine's own list of live sessions counts as a heartbeat for
     its node, then sessions not seen for ORPHAN_AFTER_SECONDS are ended."""
-    from ..engine.base import get_engine
 
     live = get_engine().live_sessions()
     orphaned = heartbeat(actor=actor, node=live[0], live_session_uuids=sorted(live[1])) if live else 0

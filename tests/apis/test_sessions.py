@@ -383,7 +383,7 @@ def test_a_body_over_the_limit_answers_413(engine):
 
 
 def test_an_engine_that_fails_in_any_way_fails_the_join(api, session_uuid, room_id):
-    from conferences.services import engine_commands
+    from conferences.services import engine_delivery
 
     accepted = command(api, session_uuid, "join", room_id=room_id).json()
     with override_settings(ENGINE="http", ENGINE_URL="http://bad host/"):
@@ -391,7 +391,7 @@ def test_an_engine_that_fails_in_any_way_fails_the_join(api, session_uuid, room_
 
         _engine.cache_clear()
         try:
-            engine_commands.run("join", {"session_uuid": session_uuid, "room_id": room_id, "muted": False,
+            engine_delivery.run("join", {"session_uuid": session_uuid, "room_id": room_id, "muted": False,
                                          "operation_id": accepted["operation_id"]})
         finally:
             _engine.cache_clear()

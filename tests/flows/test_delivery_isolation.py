@@ -15,7 +15,8 @@ from conferences import webhook_events
 from conferences.actors import Actor
 from conferences.models import Delivery, DeliveryAttempt
 from conferences.services.events import record_event
-from conferences.services.rooms import create_room, destroy_room, lock_live_room
+from conferences.services.locks import lock_live_room
+from conferences.services.rooms import create_room, destroy_room
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "like_the_worker")]

@@ -12,7 +12,8 @@ from conferences.actors import Actor
 from conferences.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from conferences.services import delivery_dispatch, endpoints
 from conferences.services.events import record_event
-from conferences.services.rooms import create_room, destroy_room, lock_live_room
+from conferences.services.locks import lock_live_room
+from conferences.services.rooms import create_room, destroy_room
 from project.celery import app as celery_app
 from tests.conftest import assert_valid_event
 

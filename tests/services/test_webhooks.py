@@ -359,3 +359,31 @@ def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant):
 def _rows_read(node: dict) -> int:
     own = node.get("Actual Rows", 0) * node.get("Actual Loops", 1) + node.get("Rows Removed by Filter", 0)
     return own + sum(_rows_read(child) for child in node.get("Plans", []))
+
+
+def test_every_queue_is_declared_and_each_task_is_routed_to_its_own():
+    """A worker started without -Q consumes every declared queue."""
+    from project.celery import app
+
+    assert set(app.amqp.queues) == {"celery", "webhooks", "engine", "sweeps"}
+
+    def queue_of(task_name):
+        return app.amqp.router.route({}, task_name, (), {})["queue"].name
+
+    assert queue_of("conferences.tasks.dispatch_webhooks") == "webhooks"
+    assert queue_of("conferences.tasks.engine_command") == "engine"
+    assert queue_of("conferences.tasks.sim_report") == "engine"
+    for sweep in ("redrive_deliveries", "expire_due_playbacks", "playback_deadline", "expire_join",
+                  "expire_due_joins", "expire_orphans", "prune_history"):
+        assert queue_of(f"conferences.tasks.{sweep}") == "sweeps"
+
+
+def test_a_name_with_many_addresses_has_only_its_first_ones_tried(monkeypatch):
+    import socket
+
+    from conferences.webhooks import ssrf
+
+    addresses = [f"93.184.216.{n}" for n in range(1, 9)]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses])
+    assert ssrf.resolve_public("many.example.com", 443) == addresses[:ssrf.MAX_ADDRESSES]
