@@ -63,7 +63,8 @@ pending_endpoint AS (
     FROM pending_endpoint AS p WHERE p.endpoint_id IS NOT NULL
 )"""
 
-# Due, not held by a live lease, and the head of its queue.
+# Due, not held by a live lease, and the head of its queue (`{ended}`: deliveries the same
+# statement ends, which no longer hold their queue).
 _CLAIMABLE = f"""
 d.status = %(pending)s AND d.next_attempt_at <= statement_timestamp()
 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < statement_timestamp())
@@ -71,11 +72,12 @@ AND d.id = (
     -- written as the first of the queue, so every plan takes it from the queue index in one step
     SELECT head.id FROM {_DELIVERY} AS head
     WHERE head.endpoint_id = d.endpoint_id AND head.ordering_key = d.ordering_key AND head.status = %(pending)s
+      {{ended}}
     ORDER BY head.id LIMIT 1)"""
 
 # Up to its free slots from each enabled endpoint, oldest due first; then the attempt rows.
-CLAIM_SQL = f"""
-WITH RECURSIVE {_PENDING_ENDPOINTS}, open_endpoint AS (
+_CLAIM_CTES = f"""
+{_PENDING_ENDPOINTS}, open_endpoint AS (
     SELECT ep.id, COALESCE(busy.room, %(cap)s) AS room
     FROM pending_endpoint AS p
     JOIN {_ENDPOINT} AS ep ON ep.id = p.endpoint_id AND ep.enabled
@@ -85,7 +87,7 @@ WITH RECURSIVE {_PENDING_ENDPOINTS}, open_endpoint AS (
     SELECT head.id, head.next_attempt_at FROM open_endpoint AS oe
     CROSS JOIN LATERAL (
         SELECT d.id, d.next_attempt_at FROM {_DELIVERY} AS d
-        WHERE d.endpoint_id = oe.id AND {_CLAIMABLE}
+        WHERE d.endpoint_id = oe.id AND {{claimable}}
         ORDER BY d.next_attempt_at, d.id
         LIMIT oe.room
         FOR UPDATE OF d SKIP LOCKED
@@ -102,7 +104,8 @@ WITH RECURSIVE {_PENDING_ENDPOINTS}, open_endpoint AS (
     INSERT INTO {_ATTEMPT} (delivery_id, number, started_at, response_excerpt, error)
     SELECT id, total_attempts, statement_timestamp(), '', '' FROM claimed
     RETURNING id, delivery_id
-)
+)"""
+_CLAIMED = f"""
 SELECT claimed.id, attempt.id, claimed.attempts, claimed.total_attempts, e.uuid, e.payload,
        ep.id, ep.url, ep.secret,
        CASE WHEN ep.previous_secret_expires_at > statement_timestamp() THEN ep.previous_secret ELSE '' END
@@ -112,11 +115,12 @@ JOIN {_EVENT} AS e ON e.id = claimed.event_id
 JOIN {_ENDPOINT} AS ep ON ep.id = claimed.endpoint_id
 ORDER BY claimed.id
 """
+CLAIM_SQL = "WITH RECURSIVE " + _CLAIM_CTES.format(claimable=_CLAIMABLE.format(ended="")) + _CLAIMED
 
 # The outcomes of many attempts at once. A delivery that waits for a retry holds the rest of
 # its queue until then.
-FINISH_SQL = f"""
-WITH outcome AS (
+_FINISH_CTES = f"""
+outcome AS (
     SELECT * FROM unnest(%(delivery)s::bigint[], %(attempt)s::bigint[], %(number)s::int[], %(status)s::text[],
                          %(retry_in)s::float8[], %(code)s::int[], %(duration)s::int[], %(excerpt)s::text[],
                          %(error)s::text[])
@@ -142,9 +146,17 @@ WITH outcome AS (
     FROM finished AS f
     WHERE f.status = %(pending)s AND later.endpoint_id = f.endpoint_id AND later.ordering_key = f.ordering_key
       AND later.status = %(pending)s AND later.id > f.id AND later.next_attempt_at < f.next_attempt_at
+)"""
+FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT id FROM finished"
+# The hot path's one round trip: outcomes recorded and the next heads claimed together. The
+# claim reads the statement's snapshot, where the deliveries being finished are still pending
+# and leased: it never takes them, and takes the next of a queue whose head this statement ends.
+FINISH_AND_CLAIM_SQL = (
+    "WITH RECURSIVE " + _FINISH_CTES + ", "
+    + _CLAIM_CTES.format(claimable=_CLAIMABLE.format(
+        ended="AND head.id NOT IN (SELECT id FROM finished WHERE status <> %(pending)s)"))
+    + _CLAIMED
 )
-SELECT id FROM finished
-"""
 
 # Anything due that nobody holds (a lost wake-up, a worker that died mid-send).
 DUE_SQL = f"""
@@ -152,7 +164,7 @@ WITH RECURSIVE {_PENDING_ENDPOINTS}
 SELECT EXISTS (
     SELECT 1 FROM pending_endpoint AS p
     CROSS JOIN LATERAL (
-        SELECT 1 FROM {_DELIVERY} AS d WHERE d.endpoint_id = p.endpoint_id AND {_CLAIMABLE} LIMIT 1
+        SELECT 1 FROM {_DELIVERY} AS d WHERE d.endpoint_id = p.endpoint_id AND {_CLAIMABLE.format(ended="")} LIMIT 1
     ) AS due
 )
 """
@@ -186,21 +198,14 @@ def lease_seconds() -> float:
     return 2 * settings.WEBHOOK_TIMEOUT_SECONDS + 30
 
 
-def claim(*, limit: int, in_flight: Counter | None = None) -> list[Claim]:
-    """Claim up to `limit` due heads, at most the endpoint cap per endpoint counting what this
-    process has `in_flight` per endpoint."""
+def _claim_parameters(limit: int, in_flight: Counter | None) -> dict:
     cap = settings.WEBHOOK_ENDPOINT_CONCURRENCY
-    in_flight = in_flight or Counter()
-    busy = {endpoint: cap - count for endpoint, count in in_flight.items() if count > 0}
-    parameters = {
-        "pending": _PENDING,
-        "busy": list(busy),
-        "room": list(busy.values()),
-        "cap": cap,
-        "limit": limit,
-        "lease": lease_seconds(),
-    }
-    rows = _execute_prepared(CLAIM_SQL, parameters)
+    busy = {endpoint: cap - count for endpoint, count in (in_flight or {}).items() if count > 0}
+    return {"pending": _PENDING, "busy": list(busy), "room": list(busy.values()), "cap": cap, "limit": limit,
+            "lease": lease_seconds()}
+
+
+def _claims(rows) -> list[Claim]:
     return [
         Claim(
             delivery_id=delivery_id, attempt_id=attempt_id, attempt_number=attempts, number=number,
@@ -209,6 +214,12 @@ def claim(*, limit: int, in_flight: Counter | None = None) -> list[Claim]:
         )
         for delivery_id, attempt_id, attempts, number, event_uuid, payload, endpoint_id, url, secret, previous in rows
     ]
+
+
+def claim(*, limit: int, in_flight: Counter | None = None) -> list[Claim]:
+    """Claim up to `limit` due heads, at most the endpoint cap per endpoint counting what this
+    process has `in_flight` per endpoint."""
+    return _claims(_execute_prepared(CLAIM_SQL, _claim_parameters(limit, in_flight)))
 
 
 def retry_delay(attempts: int) -> float | None:
@@ -236,9 +247,25 @@ def outcome_of(claim: Claim, result: SendResult) -> Outcome:
 
 def finish(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
     """Record many outcomes in one statement; 410 then disables its endpoint."""
+    outcomes, parameters = _finish_parameters(results)
+    _execute_prepared(FINISH_SQL, parameters)
+    _after_finish(results, outcomes)
+    return outcomes
+
+
+def finish_and_claim(
+    results: list[tuple[Claim, SendResult]], *, limit: int, in_flight: Counter
+) -> tuple[list[Outcome], list[Claim]]:
+    """`finish` and `claim` in one round trip."""
+    outcomes, parameters = _finish_parameters(results)
+    rows = _execute_prepared(FINISH_AND_CLAIM_SQL, {**parameters, **_claim_parameters(limit, in_flight)})
+    _after_finish(results, outcomes)
+    return outcomes, _claims(rows)
+
+
+def _finish_parameters(results: list[tuple[Claim, SendResult]]) -> tuple[list[Outcome], dict]:
     outcomes = [outcome_of(claim, result) for claim, result in results]
-    errors = [result.error or ("" if result.ok else f"HTTP {result.status_code}") for _, result in results]
-    parameters = {
+    return outcomes, {
         "pending": _PENDING,
         "delivery": [claim.delivery_id for claim, _ in results],
         "attempt": [claim.attempt_id for claim, _ in results],
@@ -248,16 +275,17 @@ def finish(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
         "code": [result.status_code for _, result in results],
         "duration": [result.duration_ms for _, result in results],
         "excerpt": [result.excerpt for _, result in results],
-        "error": errors,
+        "error": [result.error or ("" if result.ok else f"HTTP {result.status_code}") for _, result in results],
     }
-    _execute_prepared(FINISH_SQL, parameters)
+
+
+def _after_finish(results: list[tuple[Claim, SendResult]], outcomes: list[Outcome]) -> None:
     gone = {claim.endpoint_id for claim, result in results if result.status_code == 410}
     if gone:
         for endpoint in WebhookEndpoint.objects.filter(pk__in=gone, enabled=True).select_related("app"):
             disable_endpoint(actor=Actor.system("webhook-delivery"), endpoint=endpoint,
                              reason="The receiver answered 410 Gone")
     _wake_for_retries([outcome.retry_in for outcome in outcomes if outcome.retry_in is not None])
-    return outcomes
 
 
 _retry_wakes: set[int] = set()
@@ -304,34 +332,42 @@ def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float
     in_flight: dict[concurrent.futures.Future, Claim] = {}
     per_endpoint: Counter = Counter()
     ends_at = time.monotonic() + pass_seconds
-    attempts, claiming = 0, True
+    attempts, claiming, results = 0, True, []
     while True:
         if claiming and (stopping.is_set() or time.monotonic() > ends_at):
             claiming = False
             outbox.wake(KIND, force=True)  # a fresh task goes on where this one stops
         room = min(MAX_CLAIM, max_in_flight - len(in_flight))
+        claims = []
         if claiming and room > 0:
             if dispatcher is not None:
                 dispatcher.take_wake()
-            claims = claim(limit=room, in_flight=per_endpoint)
+            if results:
+                _, claims = finish_and_claim(results, limit=room, in_flight=per_endpoint)
+            else:
+                claims = claim(limit=room, in_flight=per_endpoint)
             if len(claims) == room:
                 outbox.wake(KIND)  # a backlog: another worker process may share it
-            requests = [(c, _request(c)) for c in claims]
-            to_send = [(c, r) for c, r in requests if isinstance(r, Request)]
-            futures = sender().send_many([r for _, r in to_send]) if to_send else []
-            sent = dict(zip(futures, (c for c, _ in to_send)))
-            sent.update({_settled(r): c for c, r in requests if isinstance(r, SendResult)})
-            in_flight.update(sent)
-            per_endpoint.update(c.endpoint_id for c in claims)
+        elif results:
+            finish(results)
+        _send(claims, in_flight)
+        per_endpoint.update(c.endpoint_id for c in claims)
         if not in_flight:
             return attempts
         waiting_on = [*in_flight, dispatcher.next_nudge()] if dispatcher is not None and claiming else in_flight
         done, _ = concurrent.futures.wait(waiting_on, return_when=concurrent.futures.FIRST_COMPLETED)
         results = [(in_flight.pop(future), future.result()) for future in done if future in in_flight]
         per_endpoint.subtract(c.endpoint_id for c, _ in results)
-        if results:
-            finish(results)
-            attempts += len(results)
+        attempts += len(results)
+
+
+def _send(claims: list[Claim], in_flight: dict) -> None:
+    """Start the claimed attempts; each future gives its SendResult."""
+    requests = [(c, _request(c)) for c in claims]
+    to_send = [(c, r) for c, r in requests if isinstance(r, Request)]
+    futures = sender().send_many([r for _, r in to_send]) if to_send else []
+    in_flight.update(zip(futures, (c for c, _ in to_send)))
+    in_flight.update({_settled(r): c for c, r in requests if isinstance(r, SendResult)})
 
 
 def redrive() -> bool:

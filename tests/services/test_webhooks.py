@@ -387,3 +387,40 @@ def test_a_name_with_many_addresses_has_only_its_first_ones_tried(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kwargs: [
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses])
     assert ssrf.resolve_public("many.example.com", 443) == addresses[:ssrf.MAX_ADDRESSES]
+
+
+def test_finishing_a_head_claims_its_successor_in_the_same_statement(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    room = create_room(actor=SYSTEM, app=tenant.app, name="chain")
+    from collections import Counter
+
+    from conferences import webhook_events
+    from conferences.services.events import record_event
+
+    for n in range(2):
+        record_event(app=tenant.app, room=room, payload=webhook_events.play_stopped(room, f"op-{n}"))
+    first, second, third = Delivery.objects.order_by("id")
+    [head] = delivery_dispatch.claim(limit=10)
+    _, claims = delivery_dispatch.finish_and_claim([(head, SendResult(200, "", "", 3))], limit=10, in_flight=Counter())
+    assert [c.delivery_id for c in claims] == [second.pk]
+    _, claims = delivery_dispatch.finish_and_claim([(claims[0], SendResult(503, "", "", 3))], limit=10,
+                                                   in_flight=Counter())
+    assert claims == []  # the retrying head holds the queue
+    third.refresh_from_db()
+    assert third.next_attempt_at == Delivery.objects.get(pk=second.pk).next_attempt_at
+
+
+def test_a_stale_finish_does_not_release_the_queue(tenant):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+    room = create_room(actor=SYSTEM, app=tenant.app, name="stale")
+    from collections import Counter
+
+    destroy_room(actor=SYSTEM, app=tenant.app, room_id=room.room_id)
+    [stale] = delivery_dispatch.claim(limit=10)
+    Delivery.objects.filter(pk=stale.delivery_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    [current] = delivery_dispatch.claim(limit=10)
+    assert current.delivery_id == stale.delivery_id
+    _, claims = delivery_dispatch.finish_and_claim([(stale, SendResult(200, "", "", 3))], limit=10, in_flight=Counter())
+    assert claims == []  # the attempt that took over still holds the head
