@@ -12,7 +12,7 @@ class WebhookEndpoint(models.Model):
     # During rotation the previous secret keeps signing until it expires (several signatures).
     previous_secret = models.CharField(max_length=100, blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
-    # Empty means every event.
+    # Empty means every event (services/fan_out.py applies the filter).
     event_types = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
@@ -23,9 +23,6 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
-
-    def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
 
 
 class DeliveryStatus(models.TextChoices):

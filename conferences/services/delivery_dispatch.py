@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import psycopg
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -32,6 +31,7 @@ from ..webhooks.sender import Request, SendResult, sender
 from ..webhooks.signing import encode_body, signature_headers
 from . import outbox
 from .endpoints import disable_endpoint
+from .sql import execute_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -170,16 +170,6 @@ SELECT EXISTS (
 """
 
 
-def _execute_prepared(sql: str, parameters: dict) -> list[tuple]:
-    """Run a hot statement as a server-side prepared statement on Django's connection (and in
-    its transaction): planning these CTEs costs as much as running them, and Django's cursors
-    bind on the client and cannot prepare."""
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, parameters, prepare=True)
-        return cursor.fetchall() if cursor.description else []
-
-
 @dataclass(frozen=True)
 class Claim:
     delivery_id: int
@@ -219,7 +209,7 @@ def _claims(rows) -> list[Claim]:
 def claim(*, limit: int, in_flight: Counter | None = None) -> list[Claim]:
     """Claim up to `limit` due heads, at most the endpoint cap per endpoint counting what this
     process has `in_flight` per endpoint."""
-    return _claims(_execute_prepared(CLAIM_SQL, _claim_parameters(limit, in_flight)))
+    return _claims(execute_prepared(CLAIM_SQL, _claim_parameters(limit, in_flight)))
 
 
 def retry_delay(attempts: int) -> float | None:
@@ -248,7 +238,7 @@ def outcome_of(claim: Claim, result: SendResult) -> Outcome:
 def finish(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
     """Record many outcomes in one statement; 410 then disables its endpoint."""
     outcomes, parameters = _finish_parameters(results)
-    _execute_prepared(FINISH_SQL, parameters)
+    execute_prepared(FINISH_SQL, parameters)
     _after_finish(results, outcomes)
     return outcomes
 
@@ -258,7 +248,7 @@ def finish_and_claim(
 ) -> tuple[list[Outcome], list[Claim]]:
     """`finish` and `claim` in one round trip."""
     outcomes, parameters = _finish_parameters(results)
-    rows = _execute_prepared(FINISH_AND_CLAIM_SQL, {**parameters, **_claim_parameters(limit, in_flight)})
+    rows = execute_prepared(FINISH_AND_CLAIM_SQL, {**parameters, **_claim_parameters(limit, in_flight)})
     _after_finish(results, outcomes)
     return outcomes, _claims(rows)
 

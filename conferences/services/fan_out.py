@@ -4,51 +4,47 @@ A queue is the deliveries of one (endpoint, ordering key); it is sent head first
 pending id), so one room's events reach an endpoint in order while rooms proceed in parallel.
 """
 
-from collections import defaultdict
-
-from django.db import connection
-
 from ..models import Delivery, Event, WebhookEndpoint
 from ..models.webhooks import DeliveryStatus
 from . import outbox
+from .sql import execute_prepared
 
 _DELIVERY = Delivery._meta.db_table
+_ENDPOINT = WebhookEndpoint._meta.db_table
 
-# Behind a head that waits for a retry, a new delivery is not due before it (the queue's tail
-# carries the latest due time), so the dispatcher's scan of due deliveries skips held queues.
-# The tail is one step down the queue index: the cost does not grow with the backlog.
+# One delivery per event and enabled endpoint of its app that wants the event (an empty filter
+# wants all), in one statement. Behind a head that waits for a retry, a new delivery is not due
+# before it (the queue's tail carries the latest due time), so the dispatcher's scan of due
+# deliveries skips held queues. The tail is one step down the queue index: the cost does not
+# grow with the backlog.
 INSERT_SQL = f"""
 INSERT INTO {_DELIVERY} (event_id, endpoint_id, ordering_key, status, attempts, total_attempts, next_attempt_at,
                          created_at, last_error)
-SELECT new.event_id, new.endpoint_id, new.ordering_key, %(pending)s, 0, 0,
+SELECT new.event_id, ep.id, new.ordering_key, %(pending)s::varchar, 0, 0,
        GREATEST(statement_timestamp(), (
            SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
-           WHERE tail.endpoint_id = new.endpoint_id AND tail.ordering_key = new.ordering_key
-             AND tail.status = %(pending)s
+           WHERE tail.endpoint_id = ep.id AND tail.ordering_key = new.ordering_key
+             AND tail.status = %(pending)s::varchar
            ORDER BY tail.id DESC LIMIT 1)),
        statement_timestamp(), ''
-FROM unnest(%(events)s::bigint[], %(endpoints)s::bigint[], %(keys)s::text[]) WITH ORDINALITY
-     AS new(event_id, endpoint_id, ordering_key, position)
-ORDER BY new.position
+FROM unnest(%(events)s::bigint[], %(apps)s::bigint[], %(types)s::text[], %(keys)s::text[]) WITH ORDINALITY
+     AS new(event_id, app_id, event_type, ordering_key, position)
+JOIN {_ENDPOINT} AS ep
+  ON ep.app_id = new.app_id AND ep.enabled
+ AND (cardinality(ep.event_types) = 0 OR new.event_type = ANY (ep.event_types))
+ORDER BY new.position, ep.id
+RETURNING 1
 """
 
 
 def fan_out(events: list[Event]) -> None:
-    """One delivery per event and enabled endpoint of its app that wants it; a wake-up for the
-    dispatcher after commit."""
-    endpoints_by_app = defaultdict(list)
-    for endpoint in WebhookEndpoint.objects.filter(app_id__in={event.app_id for event in events}, enabled=True):
-        endpoints_by_app[endpoint.app_id].append(endpoint)
-    pairs = [
-        (event.pk, endpoint.pk, event.ordering_key)
-        for event in events
-        for endpoint in endpoints_by_app[event.app_id]
-        if endpoint.wants(event.event_type)
-    ]
-    if not pairs:
-        return
-    events_column, endpoints_column, keys_column = (list(column) for column in zip(*pairs))
-    with connection.cursor() as cursor:
-        cursor.execute(INSERT_SQL, {"pending": DeliveryStatus.PENDING.value, "events": events_column,
-                                    "endpoints": endpoints_column, "keys": keys_column})
-    outbox.wake_on_commit("webhooks")
+    """The events' deliveries, and a wake-up for the dispatcher after commit."""
+    inserted = execute_prepared(INSERT_SQL, {
+        "pending": DeliveryStatus.PENDING.value,
+        "events": [event.pk for event in events],
+        "apps": [event.app_id for event in events],
+        "types": [event.event_type for event in events],
+        "keys": [event.ordering_key for event in events],
+    })
+    if inserted:
+        outbox.wake_on_commit("webhooks")
