@@ -19,6 +19,7 @@ from conferences.models import Delivery, DeliveryAttempt
 from conferences.services.events import record_event
 from conferences.services.locks import lock_live_room
 from conferences.services.rooms import create_room, destroy_room
+from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "like_the_worker")]
@@ -87,13 +88,6 @@ def _percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _wait(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
 
 def _create_rooms_timed(app, count: int, prefix: str) -> dict[str, float]:
     """room_id → when its conference.created was committed (monotonic)."""
@@ -111,7 +105,7 @@ def test_a_trickling_receiver_is_cut_off_at_the_deadline_while_other_apps_flow(m
         healthy_app = make_tenant(webhook_url=receiver.url).app
         for n in range(8):
             create_room(actor=SYSTEM, app=slow_app, name=f"slow{n}")
-        _wait(lambda: trickle.requests >= 8, timeout=10)  # every slow attempt is in flight
+        eventually(lambda: trickle.requests >= 8, timeout=10)  # every slow attempt is in flight
 
         committed = _create_rooms_timed(healthy_app, 200, "healthy")
         received = receiver.wait_for(lambda r: len(r) >= 200, timeout=60)
@@ -119,7 +113,7 @@ def test_a_trickling_receiver_is_cut_off_at_the_deadline_while_other_apps_flow(m
         assert _percentile(latencies, 0.99) < 1.0, sorted(latencies)[-5:]
 
         # The slow attempts ended at the 2 s deadline with a timeout, and were tried again.
-        _wait(lambda: DeliveryAttempt.objects.filter(delivery__endpoint__app=slow_app, number=2).count() == 8)
+        eventually(lambda: DeliveryAttempt.objects.filter(delivery__endpoint__app=slow_app, number=2).count() == 8)
         first_attempts = DeliveryAttempt.objects.filter(delivery__endpoint__app=slow_app, number=1)
         assert {attempt.error for attempt in first_attempts} == {"timeout after 2 s"}
         assert all(2000 <= attempt.duration_ms < 3000 for attempt in first_attempts)
@@ -173,7 +167,7 @@ def test_per_room_order_holds_under_four_workers_and_random_failures(make_tenant
         for room in rooms:
             destroy_room(actor=SYSTEM, app=app, room_id=room.room_id)
         total = rooms_count * (plays + 2)
-        _wait(lambda: Delivery.objects.filter(status__in=["delivered", "failed"]).count() == total, timeout=120)
+        eventually(lambda: Delivery.objects.filter(status__in=["delivered", "failed"]).count() == total, timeout=120)
     finally:
         for worker in extra_workers:
             worker.stop()

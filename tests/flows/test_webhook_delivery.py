@@ -16,6 +16,7 @@ from conferences.services.locks import lock_live_room
 from conferences.services.rooms import create_room, destroy_room
 from project.celery import app as celery_app
 from tests.conftest import assert_valid_event
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "like_the_worker")]
 
@@ -50,7 +51,7 @@ def test_events_arrive_signed_with_exact_bodies(hooked, receiver):
         assert_valid_event(request.json)
     ids = [r.headers["webhook-id"] for r in received]
     assert ids == [e.webhook_id for e in Event.objects.order_by("id")]
-    _wait(lambda: Delivery.objects.filter(status="delivered").count() == 2)
+    eventually(lambda: Delivery.objects.filter(status="delivered").count() == 2)
 
 
 def test_a_wrong_secret_does_not_verify(hooked, receiver):
@@ -70,7 +71,7 @@ def test_a_500_twice_gives_three_attempts_with_one_webhook_id(hooked, receiver):
     for request in received:
         Webhook(hooked.endpoint.secret).verify(request.body, request.headers)
     delivery = Delivery.objects.get()
-    _wait(lambda: Delivery.objects.get().status == "delivered")
+    eventually(lambda: Delivery.objects.get().status == "delivered")
     attempts = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number"))
     assert [(a.number, a.status_code) for a in attempts] == [(1, 500), (2, 500), (3, 200)]
     assert all(a.duration_ms is not None for a in attempts)
@@ -123,7 +124,7 @@ def test_410_disables_the_endpoint(hooked, receiver):
     receiver.answer = lambda request: 410
     room = create_room(actor=SYSTEM, app=hooked.app, name="gone")
     receiver.wait_for(lambda r: len(r) == 1)
-    _wait(lambda: not WebhookEndpoint.objects.get(pk=hooked.endpoint.pk).enabled)
+    eventually(lambda: not WebhookEndpoint.objects.get(pk=hooked.endpoint.pk).enabled)
     endpoint = WebhookEndpoint.objects.get(pk=hooked.endpoint.pk)
     assert "410" in endpoint.disabled_reason
     assert Delivery.objects.get().status == "failed"
@@ -198,7 +199,7 @@ def test_a_delivery_held_by_a_dead_worker_is_re_driven(hooked, receiver, monkeyp
     assert delivery_dispatch.redrive() is True
     received = receiver.wait_for(lambda r: len(r) == 1)
     assert received[0].headers["webhook-id"] == claim.msg_id
-    _wait(lambda: Delivery.objects.get().status == "delivered")
+    eventually(lambda: Delivery.objects.get().status == "delivered")
     attempts = list(DeliveryAttempt.objects.order_by("number").values_list("number", "status_code"))
     assert attempts == [(1, None), (2, 200)]  # the dead worker's attempt stays on record
 
@@ -206,12 +207,12 @@ def test_a_delivery_held_by_a_dead_worker_is_re_driven(hooked, receiver, monkeyp
 def test_redelivery_sends_a_failed_delivery_again(hooked, receiver):
     receiver.answer = lambda request: 500
     create_room(actor=SYSTEM, app=hooked.app, name="redo")
-    _wait(lambda: Delivery.objects.get().status == "failed")
+    eventually(lambda: Delivery.objects.get().status == "failed")
     receiver.answer = lambda request: 200
     endpoints.redeliver(actor=Actor.staff("support"), delivery=Delivery.objects.get())
     received = receiver.wait_for(lambda r: len(r) == 5)
     assert len({r.headers["webhook-id"] for r in received}) == 1
-    _wait(lambda: Delivery.objects.get().status == "delivered")
+    eventually(lambda: Delivery.objects.get().status == "delivered")
 
 
 def test_redeliver_failed_since_a_time(hooked, receiver):
@@ -220,13 +221,13 @@ def test_redeliver_failed_since_a_time(hooked, receiver):
     receiver.answer = lambda request: 500
     for i in range(3):
         create_room(actor=SYSTEM, app=hooked.app, name=f"bulk{i}")
-    _wait(lambda: Delivery.objects.filter(status="failed").count() == 3)
+    eventually(lambda: Delivery.objects.filter(status="failed").count() == 3)
     receiver.answer = lambda request: 200
     count = endpoints.redeliver_failed(
         actor=Actor.staff("support"), endpoint=hooked.endpoint, since=timezone.now() - timedelta(minutes=5)
     )
     assert count == 3
-    _wait(lambda: Delivery.objects.filter(status="delivered").count() == 3)
+    eventually(lambda: Delivery.objects.filter(status="delivered").count() == 3)
 
 
 def test_rotated_secret_signs_with_both_secrets(hooked, receiver):
@@ -237,13 +238,3 @@ def test_rotated_secret_signs_with_both_secrets(hooked, receiver):
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     Webhook(old_secret).verify(request.body, request.headers)
     Webhook(new_secret).verify(request.body, request.headers)
-
-
-def _wait(condition, timeout=15):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)

@@ -19,6 +19,13 @@ from tests.support.receiver import Receiver
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("tests")
 
+
+@pytest.fixture
+def endpoint(tenant):
+    """An endpoint of `tenant` on a loopback port where nothing listens."""
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        return create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+
 PRIVATE_URLS = [
     "http://127.0.0.1/hook",
     "http://10.0.0.1/hook",
@@ -121,9 +128,7 @@ def test_body_is_exactly_the_schema_keys_in_schema_order():
     assert encode_body(payload) == '{"event":"conference.created","app_id":"a","room_id":"r","name":"n"}'
 
 
-def test_pruning_removes_only_what_is_past_retention(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_pruning_removes_only_what_is_past_retention(tenant, endpoint):
     create_room(actor=SYSTEM, app=tenant.app, name="pruned")
     delivery = Delivery.objects.get()
     old = DeliveryAttempt.objects.create(delivery=delivery, number=1, started_at=timezone.now() - timedelta(days=31))
@@ -186,9 +191,7 @@ def test_a_receiver_answering_nul_bytes_cannot_break_the_bookkeeping(tenant, mon
         receiver.close()
 
 
-def test_redelivery_to_a_disabled_endpoint_is_refused(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_redelivery_to_a_disabled_endpoint_is_refused(tenant, endpoint):
     create_room(actor=SYSTEM, app=tenant.app, name="off")
     endpoints.disable_endpoint(actor=SYSTEM, endpoint=endpoint, reason="staff")
     delivery = Delivery.objects.get()
@@ -203,9 +206,7 @@ def _make_due(**filters) -> None:
     Delivery.objects.filter(status="pending", **filters).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
 
-def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant, endpoint):
     room = create_room(actor=SYSTEM, app=tenant.app, name="held")
     before = timezone.now()
     [claim] = delivery_dispatch.claim(limit=10)
@@ -222,9 +223,7 @@ def test_deliveries_behind_a_retrying_head_are_not_due_before_it(tenant):
     assert [c.delivery_id for c in delivery_dispatch.claim(limit=10)] == [head.pk]  # the head, not both
 
 
-def test_a_delivery_whose_attempts_were_lost_gives_up(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_a_delivery_whose_attempts_were_lost_gives_up(tenant, endpoint):
     create_room(actor=SYSTEM, app=tenant.app, name="lost")
     from django.conf import settings
 
@@ -234,10 +233,8 @@ def test_a_delivery_whose_attempts_were_lost_gives_up(tenant):
     assert delivery.status == "failed" and delivery.last_error == "no attempts left"
 
 
-def test_the_claim_takes_the_lowest_pending_delivery_of_a_queue(tenant):
+def test_the_claim_takes_the_lowest_pending_delivery_of_a_queue(tenant, endpoint):
     """Even an older event redelivered while a later one was in flight goes next."""
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
     room = create_room(actor=SYSTEM, app=tenant.app, name="q")
     from conferences import webhook_events
     from conferences.services.events import record_event
@@ -257,10 +254,8 @@ def test_the_claim_takes_the_lowest_pending_delivery_of_a_queue(tenant):
     assert DeliveryAttempt.objects.filter(delivery_id=oldest.pk).count() == 1  # recorded before the send
 
 
-def test_a_finish_changes_only_its_own_attempt(tenant):
+def test_a_finish_changes_only_its_own_attempt(tenant, endpoint):
     """A worker whose lease ran out finishes late: the attempt that took over decides."""
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
     create_room(actor=SYSTEM, app=tenant.app, name="taken-over")
     [stale] = delivery_dispatch.claim(limit=10)
     Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
@@ -276,9 +271,7 @@ def test_a_finish_changes_only_its_own_attempt(tenant):
         (1, 200), (2, 500)]  # both attempts stay on record
 
 
-def test_a_redelivery_starts_a_new_round_with_new_attempt_numbers(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_a_redelivery_starts_a_new_round_with_new_attempt_numbers(tenant, endpoint):
     create_room(actor=SYSTEM, app=tenant.app, name="again")
     [first] = delivery_dispatch.claim(limit=10)
     delivery_dispatch.finish([(first, SendResult(200, "", "", 3))])
@@ -309,9 +302,7 @@ def test_each_endpoint_has_at_most_its_cap_in_flight(make_tenant):
         assert Counter(c.endpoint_id for c in more) == {busy_endpoint.pk: 2}
 
 
-def test_the_oldest_due_deliveries_are_claimed_first(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_the_oldest_due_deliveries_are_claimed_first(tenant, endpoint):
     rooms = [create_room(actor=SYSTEM, app=tenant.app, name=f"age{n}") for n in range(4)]
     ages = {rooms[0].room_id: 10, rooms[1].room_id: 40, rooms[2].room_id: 20, rooms[3].room_id: 30}
     for room_id, seconds in ages.items():
@@ -320,12 +311,10 @@ def test_the_oldest_due_deliveries_are_claimed_first(tenant):
     assert [c.payload["room_id"] for c in claims] == [rooms[1].room_id, rooms[3].room_id]
 
 
-def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant):
+def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant, endpoint):
     """The fan-out reads a queue's tail through the queue index, never the endpoint's backlog."""
     from django.db import connection, transaction
 
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
     with CaptureQueriesContext(connection) as without_backlog:
         create_room(actor=SYSTEM, app=tenant.app, name="first")
     delivery = Delivery.objects.get()
@@ -392,9 +381,7 @@ def test_a_name_with_many_addresses_has_only_its_first_ones_tried(monkeypatch):
     assert ssrf.resolve_public("many.example.com", 443) == addresses[:ssrf.MAX_ADDRESSES]
 
 
-def test_finishing_a_head_claims_its_successor_in_the_same_statement(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_finishing_a_head_claims_its_successor_in_the_same_statement(tenant, endpoint):
     room = create_room(actor=SYSTEM, app=tenant.app, name="chain")
     from collections import Counter
 
@@ -414,9 +401,7 @@ def test_finishing_a_head_claims_its_successor_in_the_same_statement(tenant):
     assert third.next_attempt_at == Delivery.objects.get(pk=second.pk).next_attempt_at
 
 
-def test_a_stale_finish_does_not_release_the_queue(tenant):
-    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+def test_a_stale_finish_does_not_release_the_queue(tenant, endpoint):
     room = create_room(actor=SYSTEM, app=tenant.app, name="stale")
     from collections import Counter
 
