@@ -73,6 +73,9 @@ if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("DATABASE_URL must be a PostgreSQL URL; no other database is supported")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+# Lets the outbox's hot statements be prepared on the server (services/sql.py); Django's own
+# client-side-bound queries never are. (Not for PgBouncer in transaction pooling mode.)
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
@@ -198,6 +201,6 @@ WEBHOOK_RETRY_SCHEDULE = env_float_list(
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # Attempts in flight per worker process: to one endpoint, and in all.
 WEBHOOK_ENDPOINT_CONCURRENCY = env_int("WEBHOOK_ENDPOINT_CONCURRENCY", 32)
-WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 256)
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 1024)
 WEBHOOK_ATTEMPT_RETENTION_DAYS = env_float("WEBHOOK_ATTEMPT_RETENTION_DAYS", 30)
 AUDIT_RETENTION_DAYS = env_float("AUDIT_RETENTION_DAYS", 90)

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from ..actors import Actor
@@ -45,33 +45,39 @@ PRECISE_WAKE_LIMIT = 60
 
 # Set when the worker shuts down: stop claiming, finish what is in flight.
 stopping = threading.Event()
+# Endpoints whose last attempt got no answer at all (timeout, refused, blocked): they get
+# UNRESPONSIVE_CAP slots until one answers, so dead endpoints cannot fill a process.
+# Touched only by the dispatching thread (one per process).
+unresponsive: set[int] = set()
+UNRESPONSIVE_CAP = 2
 
 _DELIVERY = Delivery._meta.db_table
 _ATTEMPT = DeliveryAttempt._meta.db_table
 _EVENT = Event._meta.db_table
 _ENDPOINT = WebhookEndpoint._meta.db_table
-_PENDING = DeliveryStatus.PENDING.value
+# A literal, not a parameter: prepared statements' generic plans then use the partial indexes.
+_PENDING = f"'{DeliveryStatus.PENDING.value}'"
 
 # The endpoints with pending deliveries, one index step each (a skip scan): the claim and the
 # re-drive cost what is due on them, not the number of endpoints or the backlog's depth.
 _PENDING_ENDPOINTS = f"""
 pending_endpoint AS (
-    (SELECT endpoint_id FROM {_DELIVERY} WHERE status = %(pending)s ORDER BY endpoint_id LIMIT 1)
+    (SELECT endpoint_id FROM {_DELIVERY} WHERE status = {_PENDING} ORDER BY endpoint_id LIMIT 1)
     UNION ALL
     SELECT (SELECT d.endpoint_id FROM {_DELIVERY} AS d
-            WHERE d.status = %(pending)s AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
+            WHERE d.status = {_PENDING} AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
     FROM pending_endpoint AS p WHERE p.endpoint_id IS NOT NULL
 )"""
 
 # Due, not held by a live lease, and the head of its queue (`{ended}`: deliveries the same
 # statement ends, which no longer hold their queue).
 _CLAIMABLE = f"""
-d.status = %(pending)s AND d.next_attempt_at <= statement_timestamp()
+d.status = {_PENDING} AND d.next_attempt_at <= statement_timestamp()
 AND (d.lease_expires_at IS NULL OR d.lease_expires_at < statement_timestamp())
 AND d.id = (
     -- written as the first of the queue, so every plan takes it from the queue index in one step
     SELECT head.id FROM {_DELIVERY} AS head
-    WHERE head.endpoint_id = d.endpoint_id AND head.ordering_key = d.ordering_key AND head.status = %(pending)s
+    WHERE head.endpoint_id = d.endpoint_id AND head.ordering_key = d.ordering_key AND head.status = {_PENDING}
       {{ended}}
     ORDER BY head.id LIMIT 1)"""
 
@@ -132,20 +138,20 @@ outcome AS (
 ), finished AS (
     UPDATE {_DELIVERY} AS d
     SET status = o.status,
-        next_attempt_at = CASE WHEN o.status = %(pending)s
+        next_attempt_at = CASE WHEN o.status = {_PENDING}
                                THEN statement_timestamp() + o.retry_in * interval '1 second'
                                ELSE d.next_attempt_at END,
         lease_expires_at = NULL,
-        completed_at = CASE WHEN o.status = %(pending)s THEN NULL ELSE statement_timestamp() END,
+        completed_at = CASE WHEN o.status = {_PENDING} THEN NULL ELSE statement_timestamp() END,
         last_status_code = o.code, last_error = o.error
     FROM outcome AS o
-    WHERE d.id = o.delivery_id AND d.status = %(pending)s AND d.total_attempts = o.number
+    WHERE d.id = o.delivery_id AND d.status = {_PENDING} AND d.total_attempts = o.number
     RETURNING d.id, d.endpoint_id, d.ordering_key, d.status, d.next_attempt_at
 ), held AS (
     UPDATE {_DELIVERY} AS later SET next_attempt_at = f.next_attempt_at
     FROM finished AS f
-    WHERE f.status = %(pending)s AND later.endpoint_id = f.endpoint_id AND later.ordering_key = f.ordering_key
-      AND later.status = %(pending)s AND later.id > f.id AND later.next_attempt_at < f.next_attempt_at
+    WHERE f.status = {_PENDING} AND later.endpoint_id = f.endpoint_id AND later.ordering_key = f.ordering_key
+      AND later.status = {_PENDING} AND later.id > f.id AND later.next_attempt_at < f.next_attempt_at
 )"""
 FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT id FROM finished"
 # The hot path's one round trip: outcomes recorded and the next heads claimed together. The
@@ -154,7 +160,7 @@ FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT id FROM finished"
 FINISH_AND_CLAIM_SQL = (
     "WITH RECURSIVE " + _FINISH_CTES + ", "
     + _CLAIM_CTES.format(claimable=_CLAIMABLE.format(
-        ended="AND head.id NOT IN (SELECT id FROM finished WHERE status <> %(pending)s)"))
+        ended=f"AND head.id NOT IN (SELECT id FROM finished WHERE status <> {_PENDING})"))
     + _CLAIMED
 )
 
@@ -188,11 +194,15 @@ def lease_seconds() -> float:
     return 2 * settings.WEBHOOK_TIMEOUT_SECONDS + 30
 
 
+def _cap(endpoint_id: int) -> int:
+    return UNRESPONSIVE_CAP if endpoint_id in unresponsive else settings.WEBHOOK_ENDPOINT_CONCURRENCY
+
+
 def _claim_parameters(limit: int, in_flight: Counter | None) -> dict:
-    cap = settings.WEBHOOK_ENDPOINT_CONCURRENCY
-    busy = {endpoint: cap - count for endpoint, count in (in_flight or {}).items() if count > 0}
-    return {"pending": _PENDING, "busy": list(busy), "room": list(busy.values()), "cap": cap, "limit": limit,
-            "lease": lease_seconds()}
+    in_flight = in_flight or Counter()
+    busy = {endpoint: _cap(endpoint) - in_flight[endpoint] for endpoint in {*in_flight, *unresponsive}}
+    return {"busy": list(busy), "room": list(busy.values()), "cap": settings.WEBHOOK_ENDPOINT_CONCURRENCY,
+            "limit": limit, "lease": lease_seconds()}
 
 
 def _claims(rows) -> list[Claim]:
@@ -246,17 +256,21 @@ def finish(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
 def finish_and_claim(
     results: list[tuple[Claim, SendResult]], *, limit: int, in_flight: Counter
 ) -> tuple[list[Outcome], list[Claim]]:
-    """`finish` and `claim` in one round trip."""
+    """`finish` and `claim` in one round trip. The caller sends the claims first and then calls
+    `_after_finish`, so nothing it does can leave claimed deliveries unsent."""
     outcomes, parameters = _finish_parameters(results)
     rows = execute_prepared(FINISH_AND_CLAIM_SQL, {**parameters, **_claim_parameters(limit, in_flight)})
-    _after_finish(results, outcomes)
-    return outcomes, _claims(rows)
+    gone = _gone(results)  # claimed in the same statement, before the 410 disables the endpoint
+    return outcomes, [claim for claim in _claims(rows) if claim.endpoint_id not in gone]
+
+
+def _gone(results: list[tuple[Claim, SendResult]]) -> set[int]:
+    return {claim.endpoint_id for claim, result in results if result.status_code == 410}
 
 
 def _finish_parameters(results: list[tuple[Claim, SendResult]]) -> tuple[list[Outcome], dict]:
     outcomes = [outcome_of(claim, result) for claim, result in results]
     return outcomes, {
-        "pending": _PENDING,
         "delivery": [claim.delivery_id for claim, _ in results],
         "attempt": [claim.attempt_id for claim, _ in results],
         "number": [claim.number for claim, _ in results],
@@ -270,7 +284,14 @@ def _finish_parameters(results: list[tuple[Claim, SendResult]]) -> tuple[list[Ou
 
 
 def _after_finish(results: list[tuple[Claim, SendResult]], outcomes: list[Outcome]) -> None:
-    gone = {claim.endpoint_id for claim, result in results if result.status_code == 410}
+    """410 disables its endpoint (failing what waits for it); retries due soon get a wake-up;
+    an endpoint that gave no answer at all gets fewer slots until it answers again."""
+    for claim, result in results:
+        if result.sent and result.status_code is None:
+            unresponsive.add(claim.endpoint_id)
+        elif result.sent:
+            unresponsive.discard(claim.endpoint_id)
+    gone = _gone(results)
     if gone:
         for endpoint in WebhookEndpoint.objects.filter(pk__in=gone, enabled=True).select_related("app"):
             disable_endpoint(actor=Actor.system("webhook-delivery"), endpoint=endpoint,
@@ -298,13 +319,13 @@ def _request(claim: Claim) -> Request | SendResult:
     """The signed request, or the result that stands for an attempt that cannot be made."""
     if claim.attempt_number > len(settings.WEBHOOK_RETRY_SCHEDULE) + 1:
         # Attempts lost with dead workers used up the schedule: give up rather than loop.
-        return SendResult(None, "", "no attempts left", 0)
+        return SendResult(None, "", "no attempts left", 0, sent=False)
     try:
         body = encode_body(claim.payload)
         headers = signature_headers(msg_id=claim.msg_id, timestamp=timezone.now(), body=body, secrets=claim.secrets)
     except Exception as exc:
         logger.exception("cannot sign delivery %s", claim.delivery_id)
-        return SendResult(None, "", f"cannot sign: {type(exc).__name__}", 0)
+        return SendResult(None, "", f"cannot sign: {type(exc).__name__}", 0, sent=False)
     return Request(claim.url, body.encode(), headers)
 
 
@@ -322,33 +343,60 @@ def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float
     in_flight: dict[concurrent.futures.Future, Claim] = {}
     per_endpoint: Counter = Counter()
     ends_at = time.monotonic() + pass_seconds
-    attempts, claiming, results = 0, True, []
+    attempts, claiming, invited, results = 0, True, False, []
     while True:
         if claiming and (stopping.is_set() or time.monotonic() > ends_at):
             claiming = False
             outbox.wake(KIND, force=True)  # a fresh task goes on where this one stops
         room = min(MAX_CLAIM, max_in_flight - len(in_flight))
         claims = []
-        if claiming and room > 0:
-            if dispatcher is not None:
-                dispatcher.take_wake()
-            if results:
-                _, claims = finish_and_claim(results, limit=room, in_flight=per_endpoint)
-            else:
-                claims = claim(limit=room, in_flight=per_endpoint)
-            if len(claims) == room:
-                outbox.wake(KIND)  # a backlog: another worker process may share it
-        elif results:
-            finish(results)
+        try:
+            if claiming and room > 0:
+                if dispatcher is not None:
+                    dispatcher.take_wake()
+                if results:
+                    outcomes, claims = finish_and_claim(results, limit=room, in_flight=per_endpoint)
+                else:
+                    claims = claim(limit=room, in_flight=per_endpoint)
+            elif results:
+                outcomes = finish(results)
+        except DatabaseError:
+            # Record what is in flight if the database lets us; otherwise the leases run out
+            # and the re-drive sends those deliveries again (at least once, never lost).
+            logger.exception("webhook dispatch: database error; finishing what is in flight")
+            connection.close()
+            finish(results + _wait_all(in_flight))
+            raise
         _send(claims, in_flight)
         per_endpoint.update(c.endpoint_id for c in claims)
+        if results and claiming and room > 0:
+            _after_finish(results, outcomes)
+        if not invited and claims and (len(claims) == room or _at_cap(per_endpoint, claims)):
+            # A backlog this process cannot take alone: once per pass, invite another process
+            # (which invites the next one in turn).
+            outbox.wake(KIND)
+            invited = True
         if not in_flight:
             return attempts
-        waiting_on = [*in_flight, dispatcher.next_nudge()] if dispatcher is not None and claiming else in_flight
-        done, _ = concurrent.futures.wait(waiting_on, return_when=concurrent.futures.FIRST_COMPLETED)
+        waiting_on = list(in_flight)
+        if dispatcher is not None and claiming and len(in_flight) < max_in_flight:
+            waiting_on.append(dispatcher.next_nudge())
+        # The timeout is a safety net: every attempt ends by its deadline, and wake-ups nudge.
+        done, _ = concurrent.futures.wait(waiting_on, timeout=1, return_when=concurrent.futures.FIRST_COMPLETED)
         results = [(in_flight.pop(future), future.result()) for future in done if future in in_flight]
         per_endpoint.subtract(c.endpoint_id for c, _ in results)
         attempts += len(results)
+
+
+def _wait_all(in_flight: dict) -> list[tuple[Claim, SendResult]]:
+    concurrent.futures.wait(in_flight)
+    results = [(claim, future.result()) for future, claim in in_flight.items()]
+    in_flight.clear()
+    return results
+
+
+def _at_cap(per_endpoint: Counter, claims: list[Claim]) -> bool:
+    return any(per_endpoint[c.endpoint_id] >= _cap(c.endpoint_id) for c in claims)
 
 
 def _send(claims: list[Claim], in_flight: dict) -> None:
@@ -363,7 +411,7 @@ def _send(claims: list[Claim], in_flight: dict) -> None:
 def redrive() -> bool:
     """Wake a dispatcher when anything is due and not in flight; True when it did."""
     with connection.cursor() as cursor:
-        cursor.execute(DUE_SQL, {"pending": _PENDING})
+        cursor.execute(DUE_SQL)
         due = cursor.fetchone()[0]
     if due:
         outbox.wake(KIND, force=True)

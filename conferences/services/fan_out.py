@@ -11,20 +11,25 @@ from .sql import execute_prepared
 
 _DELIVERY = Delivery._meta.db_table
 _ENDPOINT = WebhookEndpoint._meta.db_table
+_PENDING = f"'{DeliveryStatus.PENDING.value}'"
 
 # One delivery per event and enabled endpoint of its app that wants the event (an empty filter
 # wants all), in one statement. Behind a head that waits for a retry, a new delivery is not due
-# before it (the queue's tail carries the latest due time), so the dispatcher's scan of due
-# deliveries skips held queues. The tail is one step down the queue index: the cost does not
-# grow with the backlog.
+# before it (nor before the queue's tail, which carries the latest due time), so the
+# dispatcher's scan of due deliveries skips held queues. Head and tail are one step each down
+# the queue index: the cost does not grow with the backlog.
 INSERT_SQL = f"""
 INSERT INTO {_DELIVERY} (event_id, endpoint_id, ordering_key, status, attempts, total_attempts, next_attempt_at,
                          created_at, last_error)
-SELECT new.event_id, ep.id, new.ordering_key, %(pending)s::varchar, 0, 0,
+SELECT new.event_id, ep.id, new.ordering_key, {_PENDING}, 0, 0,
        GREATEST(statement_timestamp(), (
+           SELECT head.next_attempt_at FROM {_DELIVERY} AS head
+           WHERE head.endpoint_id = ep.id AND head.ordering_key = new.ordering_key
+             AND head.status = {_PENDING}
+           ORDER BY head.id LIMIT 1), (
            SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
            WHERE tail.endpoint_id = ep.id AND tail.ordering_key = new.ordering_key
-             AND tail.status = %(pending)s::varchar
+             AND tail.status = {_PENDING}
            ORDER BY tail.id DESC LIMIT 1)),
        statement_timestamp(), ''
 FROM unnest(%(events)s::bigint[], %(apps)s::bigint[], %(types)s::text[], %(keys)s::text[]) WITH ORDINALITY
@@ -40,7 +45,6 @@ RETURNING 1
 def fan_out(events: list[Event]) -> None:
     """The events' deliveries, and a wake-up for the dispatcher after commit."""
     inserted = execute_prepared(INSERT_SQL, {
-        "pending": DeliveryStatus.PENDING.value,
         "events": [event.pk for event in events],
         "apps": [event.app_id for event in events],
         "types": [event.event_type for event in events],

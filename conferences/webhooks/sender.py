@@ -17,11 +17,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from django.conf import settings
+from yarl import URL
 
 from .ssrf import BlockedAddress, check_addresses, resolve_public
 
@@ -45,6 +45,7 @@ class SendResult:
     excerpt: str
     error: str
     duration_ms: int
+    sent: bool = True  # False: no request was made (nothing to learn about the receiver)
 
     @property
     def ok(self) -> bool:
@@ -52,13 +53,22 @@ class SendResult:
 
 
 class _GuardedResolver(AbstractResolver):
-    """Resolves through the SSRF guard: only checked public addresses, at most MAX_ADDRESSES."""
+    """Resolves through the SSRF guard: only checked public addresses, at most MAX_ADDRESSES.
+    Concurrent lookups of one name share one thread, so a name whose nameserver hangs holds
+    one of the lookup threads, not all of them."""
 
     def __init__(self, executor: concurrent.futures.Executor):
         self._executor = executor
+        self._lookups: dict[tuple[str, int], asyncio.Future] = {}
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
-        addresses = await asyncio.get_running_loop().run_in_executor(self._executor, resolve_public, host, port)
+        key = (host, port)
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.get_running_loop().run_in_executor(self._executor, resolve_public, host, port)
+            self._lookups[key] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
+        addresses = await asyncio.shield(lookup)  # one waiter's deadline does not cancel the others'
         return [
             {"hostname": host, "host": address, "port": port, "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
              "proto": 0, "flags": socket.AI_NUMERICHOST}
@@ -109,7 +119,7 @@ class Sender:
         def start():
             for request, future in zip(requests, futures):
                 task = self._loop.create_task(self._attempt(request, deadline))
-                task.add_done_callback(lambda task, future=future: future.set_result(task.result()))
+                task.add_done_callback(lambda task, future=future: future.set_result(_result_of(task)))
 
         self._loop.call_soon_threadsafe(start)
         return futures
@@ -144,9 +154,16 @@ class Sender:
         return SendResult(status_code, text, error.replace("\x00", ""), int(elapsed * 1000))
 
 
+def _result_of(task: asyncio.Task) -> SendResult:
+    if task.cancelled():  # the loop is shutting down with the process
+        return SendResult(None, "", "cancelled", 0, sent=False)
+    return task.result()  # _attempt turns every failure into a result
+
+
 def _check_ip_literal(url: str) -> None:
-    """The client resolves names through the guard but connects to IP literals directly."""
-    host = urlsplit(url).hostname or ""
+    """The client resolves names through the guard but connects to IP literals directly. The
+    host is taken as the client sees it (yarl normalises Unicode forms such as 127。0。0。1)."""
+    host = URL(url).host or ""
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -7,8 +7,6 @@ rebinding) is refused at send time, and the sender connects only to the addresse
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from yarl import URL
 
@@ -78,17 +76,16 @@ def check_webhook_url(url: str) -> str | None:
     if any(ord(char) < 33 or ord(char) == 127 for char in url):
         return "Enter a valid URL (no spaces or control characters)."
     try:
-        URL(url)  # what the sender will parse
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
+        parsed = URL(url)  # as the sender will see it: Unicode host forms normalised
+        host, port = parsed.host, parsed.port
+    except (ValueError, TypeError):
         return "Enter a valid URL."
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parsed.scheme not in ("http", "https") or not host:
         return "Only http:// and https:// URLs with a host are allowed."
-    if parts.username or parts.password:
+    if parsed.user or parsed.password:
         return "Credentials in the URL are not allowed."
     try:
-        resolve_public(parts.hostname, port)
+        resolve_public(host, port)
     except BlockedAddress as exc:
         return f"Refused: {exc}. Webhooks may only reach public addresses."
     except UnresolvableHost:

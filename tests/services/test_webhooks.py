@@ -336,7 +336,7 @@ def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant, endpoint):
         with transaction.atomic():  # EXPLAIN ANALYZE runs the insert: undo it
             cursor.execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + INSERT_SQL,
-                {"pending": "pending", "events": [next_event.pk], "apps": [tenant.app.pk],
+                {"events": [next_event.pk], "apps": [tenant.app.pk],
                  "types": ["conference.destroyed"], "keys": ["backlog-7"]},
             )
             plan = cursor.fetchone()[0]
