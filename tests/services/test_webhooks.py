@@ -412,3 +412,76 @@ def test_a_stale_finish_does_not_release_the_queue(tenant, endpoint):
     assert current.delivery_id == stale.delivery_id
     _, claims = delivery_dispatch.finish_and_claim([(stale, SendResult(200, "", "", 3))], limit=10, in_flight=Counter())
     assert claims == []  # the attempt that took over still holds the head
+
+
+@pytest.mark.parametrize("url", ["http://127。0。0。1/hook", "http://①②⑦.0.0.1/hook", "http://169.254.169.🯲54/latest"])
+def test_unicode_forms_of_private_addresses_are_refused_when_saved(url):
+    assert check_webhook_url(url) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unicode_forms_of_private_addresses_are_refused_when_sent(tenant):
+    """A URL stored before the check knew these forms (or written by hand) is still refused."""
+    receiver = Receiver()
+    try:
+        with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+            endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url)
+        port = receiver.url.split(":")[2].split("/")[0]
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://127.0.0.\U0001FBF1:{port}/hooks")
+        create_room(actor=SYSTEM, app=tenant.app, name="unicode")
+        assert delivery_dispatch.dispatch() == 1
+        assert DeliveryAttempt.objects.get().error.startswith("blocked:")
+        assert receiver.received == []
+    finally:
+        receiver.close()
+
+
+@pytest.fixture
+def no_unresponsive_endpoints():
+    delivery_dispatch.unresponsive.clear()
+    yield delivery_dispatch.unresponsive
+    delivery_dispatch.unresponsive.clear()
+
+
+def test_an_endpoint_that_did_not_answer_gets_fewer_slots(tenant, endpoint, no_unresponsive_endpoints):
+    for n in range(6):
+        create_room(actor=SYSTEM, app=tenant.app, name=f"silent{n}")
+    [first] = delivery_dispatch.claim(limit=1)
+    delivery_dispatch.finish([(first, SendResult(None, "", "timeout after 10 s", 10_000))])
+    assert no_unresponsive_endpoints == {endpoint.pk}
+    assert len(delivery_dispatch.claim(limit=100)) == delivery_dispatch.UNRESPONSIVE_CAP
+    Delivery.objects.update(lease_expires_at=None)
+    [answered, *_] = delivery_dispatch.claim(limit=100)
+    delivery_dispatch.finish([(answered, SendResult(500, "", "", 3))])  # an answer, even an error
+    assert no_unresponsive_endpoints == set()
+
+
+def test_a_new_event_waits_behind_a_retrying_head_even_when_the_tail_does_not(tenant, endpoint):
+    """A fan-out that raced the head's failure left an unheld tail; the next one still holds."""
+    room = create_room(actor=SYSTEM, app=tenant.app, name="raced")
+    [head] = delivery_dispatch.claim(limit=10)
+    delivery_dispatch.finish([(head, SendResult(500, "", "", 3))])
+    destroy_room(actor=SYSTEM, app=tenant.app, room_id=room.room_id)
+    raced = Delivery.objects.exclude(pk=head.delivery_id).get()
+    Delivery.objects.filter(pk=raced.pk).update(next_attempt_at=timezone.now())  # as if unheld
+    from conferences import webhook_events
+    from conferences.services.events import record_event
+
+    record_event(app=tenant.app, room=room, payload=webhook_events.play_stopped(room, "op-late"))
+    latest = Delivery.objects.order_by("-id").first()
+    assert latest.next_attempt_at == Delivery.objects.get(pk=head.delivery_id).next_attempt_at
+
+
+def test_deliveries_claimed_beside_a_410_are_not_sent(make_tenant):
+    tenant = make_tenant()
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/gone")
+    for n in range(2):
+        create_room(actor=SYSTEM, app=tenant.app, name=f"gone{n}")
+    from collections import Counter
+
+    with override_settings(WEBHOOK_ENDPOINT_CONCURRENCY=1):
+        [first] = delivery_dispatch.claim(limit=10)
+        _, claims = delivery_dispatch.finish_and_claim([(first, SendResult(410, "", "", 3))], limit=10,
+                                                       in_flight=Counter())
+    assert claims == []
