@@ -44,4 +44,5 @@ def enqueue_rollback_unsafe(
 
 def enqueue_on_commit(task_name: str, *args, countdown: float | None = None, eta: datetime | None = None) -> None:
     """Publish after the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: enqueue_rollback_unsafe(task_name, *args, countdown=countdown, eta=eta))
+    transaction.on_commit(lambda: enqueue_rollback_unsafe(task_name, *args, countdown=countdown, eta=eta),
+                          robust=True)

@@ -13,7 +13,7 @@ ENGINE_ACTOR = Actor.system("engine-commands")
 
 def send_on_commit(command: str, **arguments) -> None:
     assert command in COMMANDS, command
-    transaction.on_commit(lambda: _enqueue(command, arguments))
+    transaction.on_commit(lambda: _enqueue(command, arguments), robust=True)
 
 
 def _enqueue(command: str, arguments: dict) -> None:

@@ -40,7 +40,8 @@ LOWER_SQL = f"UPDATE {_TABLE} SET requested_at = NULL WHERE kind = %(kind)s AND 
 
 
 def wake_on_commit(kind: str) -> None:
-    transaction.on_commit(lambda: wake(kind))
+    # Robust: the state change has committed; a failed wake-up is the re-drive's to catch up.
+    transaction.on_commit(lambda: wake(kind), robust=True)
 
 
 def wake(kind: str, *, countdown: float | None = None, force: bool = False) -> None:

@@ -74,3 +74,19 @@ def test_a_wake_up_is_not_lost_when_the_last_nudge_was_already_used():
 
     outbox.Dispatcher("webhooks", dispatch).wake()
     assert seen == [True, False]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_wake_up_does_not_fail_the_committed_request(tenant, api, monkeypatch):
+    from django.db import OperationalError
+
+    from conferences.models import Delivery, WebhookEndpoint
+
+    def database_gone(kind):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(outbox, "_raise_flag", database_gone)
+    WebhookEndpoint.objects.create(app=tenant.app, url="http://93.184.216.34/hook", secret="whsec_unused")
+    response = api.post("/api/v1/conferences", {"name": "committed"}, format="json")
+    assert response.status_code == 201
+    assert Delivery.objects.filter(status="pending").count() == 1  # the re-drive will send it
