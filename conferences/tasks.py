@@ -5,7 +5,7 @@ simulator, `sweeps` for timers and periodic sweeps.
 """
 
 from celery import shared_task
-from celery.signals import worker_shutting_down
+from celery.signals import worker_process_shutdown, worker_shutting_down
 from django.conf import settings
 
 from .actors import Actor
@@ -18,13 +18,17 @@ SWEEPER = Actor.system("sweeper")
 
 
 @worker_shutting_down.connect
+@worker_process_shutdown.connect
 def _stop_dispatching(**kwargs) -> None:
+    """Stop claiming and let what is in flight finish (bounded by an attempt's deadline)."""
     delivery_dispatch.stopping.set()
+    delivery_dispatch.dispatcher.stop(timeout=settings.WEBHOOK_TIMEOUT_SECONDS + 5)
 
 
-@shared_task(ignore_result=True, acks_late=True)
-def dispatch_webhooks() -> int:
-    return delivery_dispatch.dispatcher.wake()
+@shared_task(ignore_result=True)
+def dispatch_webhooks() -> None:
+    """A wake-up: this process's dispatching thread looks again (tasks return at once)."""
+    delivery_dispatch.dispatcher.wake()
 
 
 @shared_task(ignore_result=True)

@@ -36,8 +36,8 @@ from .sql import execute_prepared
 logger = logging.getLogger(__name__)
 
 KIND = "webhooks"
-# A dispatch pass hands over to a fresh task after this long, so a worker's warm shutdown and
-# the broker's view of running tasks stay bounded.
+# A pass ends after this long and publishes a wake-up, so a long backlog is shared anew among
+# the worker processes.
 PASS_SECONDS = 30
 MAX_CLAIM = 500
 # A retry due sooner than this gets a wake-up timed for it; later ones wait for the re-drive.

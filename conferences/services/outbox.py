@@ -4,18 +4,22 @@ A commit that adds work asks for a wake-up. The request is a flag in the databas
 (`OutboxWake`): only the commit that raises it publishes a task; the worker that takes the task
 lowers the flag *before* it claims, so whatever committed before that is claimed, and whatever
 commits after raises the flag again. A burst of commits is therefore a handful of tasks, not
-one per room. Within a worker process one thread dispatches at a time; a wake-up arriving
-meanwhile only tells it to look again (`Dispatcher.wake`).
+one per room. Within a worker process one thread dispatches (`Dispatcher`); a wake-up only
+tells it to look again.
 """
 
 import concurrent.futures
+import logging
 import threading
+import time
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from ..models import OutboxWake
 from ..publish import enqueue_rollback_unsafe
+
+logger = logging.getLogger(__name__)
 
 # The task that runs each outbox's dispatcher.
 DISPATCH_TASKS = {"webhooks": "conferences.tasks.dispatch_webhooks"}
@@ -70,34 +74,52 @@ def lower_flag(kind: str) -> None:
 
 
 class Dispatcher:
-    """One dispatch pass at a time per process. A wake-up during a pass nudges it to claim again
-    at once (it may be waiting on slow receivers); one after it starts another pass."""
+    """A thread per process that dispatches one pass at a time, started by a wake-up and ended
+    when no wake-up is left. Celery only carries the wake-ups: the task returns at once, so no
+    pool slot (thread or prefork child) is held while requests are in flight, and sweeps never
+    wait behind sending. A wake-up during a pass nudges it to claim again at once (it may be
+    waiting on slow receivers); one after it starts another pass."""
 
     def __init__(self, kind: str, dispatch: Callable[["Dispatcher"], int]):
         self.kind = kind
         self._dispatch = dispatch
-        self._running = threading.Lock()
         self._woken = threading.Event()
         self._nudges_lock = threading.Lock()
         self._nudge = concurrent.futures.Future()
+        self._thread_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def wake(self) -> int:
-        """Dispatch until nothing new was asked for; returns how many items were sent, 0 when
-        another thread of this process is dispatching (it is nudged and claims again)."""
+    def wake(self) -> None:
+        """Ask this process's dispatching thread to look again, starting it when none runs."""
         with self._nudges_lock:
             self._woken.set()
             if not self._nudge.done():
                 self._nudge.set_result(None)
-        sent = 0
-        while self._woken.is_set():
-            if not self._running.acquire(blocking=False):
-                return sent
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"{self.kind}-dispatcher", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Wait (bounded) for the running pass; the caller has told it to stop claiming."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            close_old_connections()
             try:
                 while self.take_wake():
-                    sent += self._dispatch(self)
-            finally:
-                self._running.release()
-        return sent
+                    self._dispatch(self)
+            except Exception:
+                logger.exception("%s dispatcher failed; the next wake-up or the re-drive goes on", self.kind)
+                time.sleep(1)  # a database that is down is not hammered
+            with self._thread_lock:
+                if not self._woken.is_set():  # checked under the lock `wake` starts threads with
+                    self._thread = None
+                    connection.close()
+                    return
 
     def take_wake(self) -> bool:
         """Whether a wake-up came since the last look; if so the flag is lowered, so that what

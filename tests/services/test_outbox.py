@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from conferences.models import OutboxWake
 from conferences.services import outbox
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -39,26 +40,27 @@ def test_a_wake_up_that_could_not_be_published_lowers_the_flag(monkeypatch):
     assert OutboxWake.objects.get(kind="webhooks").requested_at is None  # the next commit tries again
 
 
-def test_a_wake_up_during_a_pass_starts_another_pass():
+@pytest.mark.django_db(transaction=True)
+def test_a_wake_up_during_a_pass_starts_another_pass_in_the_same_thread():
     passes = []
-    dispatcher = None
 
     def dispatch(gate):
-        passes.append(len(passes))
+        passes.append(threading.current_thread().name)
         if len(passes) == 1:
-            woken_elsewhere = threading.Thread(target=dispatcher.wake)
-            woken_elsewhere.start()
-            woken_elsewhere.join()
-            assert not woken_elsewhere.is_alive()
+            gate.wake()  # another task's wake-up, while this pass runs
         return 1
 
     dispatcher = outbox.Dispatcher("webhooks", dispatch)
-    assert dispatcher.wake() == 2
-    assert passes == [0, 1]
+    dispatcher.wake()
+    eventually(lambda: dispatcher._thread is None)  # the thread ends when no wake-up is left
+    assert passes == ["webhooks-dispatcher"] * 2
+    dispatcher.wake()
+    eventually(lambda: len(passes) == 3 and dispatcher._thread is None)  # and starts again
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_wake_up_is_not_lost_when_the_last_nudge_was_already_used():
-    """The pass waits on a nudge future beside its requests; a wake-up that finds the previous
+    """A pass waits on a nudge future beside its requests; a wake-up that finds the previous
     nudge already completed must still complete the next one."""
     seen = []
 
@@ -72,7 +74,9 @@ def test_a_wake_up_is_not_lost_when_the_last_nudge_was_already_used():
         seen.append(gate.next_nudge().done())
         return 0
 
-    outbox.Dispatcher("webhooks", dispatch).wake()
+    dispatcher = outbox.Dispatcher("webhooks", dispatch)
+    dispatcher.wake()
+    eventually(lambda: dispatcher._thread is None)
     assert seen == [True, False]
 
 
