@@ -21,9 +21,11 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, worker_e
     worker.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def celery_beat(celery_worker, tmp_path_factory, worker_env):
-    """A real beat for a module, beside its worker."""
+    """A real beat for a test, beside the module's worker. One per test: it stops before the
+    test's tables are flushed, which django-celery-beat's scheduler does not survive (it dies
+    on a periodic task whose schedule row vanished while it read them)."""
     beat = BeatProcess(tmp_path_factory.mktemp("beat") / "beat.log", worker_env)
     yield beat
     beat.stop()
