@@ -20,17 +20,13 @@ BROKER_BACKOFF_SECONDS = 5.0
 _broker_down_until = 0.0
 
 
-def broker_is_down() -> bool:
-    return time.monotonic() < _broker_down_until
-
-
 def enqueue_rollback_unsafe(
     task_name: str, *args, countdown: float | None = None, eta: datetime | None = None
 ) -> bool:
     """Publish now, whatever becomes of the caller's transaction; False when not published.
     The queue comes from CELERY_TASK_ROUTES."""
     global _broker_down_until
-    if broker_is_down():
+    if time.monotonic() < _broker_down_until:
         return False
     try:
         current_app.send_task(task_name, args=args, countdown=countdown, eta=eta, retry=False)

@@ -1,11 +1,6 @@
 from django.db import migrations, models
 
 
-def create_wake_rows(apps, schema_editor):
-    OutboxWake = apps.get_model("conferences", "OutboxWake")
-    OutboxWake.objects.get_or_create(kind="webhooks")
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -20,5 +15,4 @@ class Migration(migrations.Migration):
                 ("requested_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
-        migrations.RunPython(create_wake_rows, migrations.RunPython.noop),
     ]

@@ -7,7 +7,7 @@ class OutboxWake(models.Model):
     `requested_at` is set by the commit that publishes a wake-up and cleared by the worker that
     consumes one, before it claims; commits in between publish nothing, since that worker's
     claim will see them. A set flag older than a few seconds is taken as lost (a message the
-    broker dropped), so it never blocks wake-ups for long.
+    broker dropped), so it never blocks wake-ups for long. The first wake-up creates the row.
     """
 
     kind = models.CharField(max_length=20, primary_key=True)

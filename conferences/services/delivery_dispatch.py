@@ -247,9 +247,14 @@ def outcome_of(claim: Claim, result: SendResult) -> Outcome:
 
 def finish(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
     """Record many outcomes in one statement; 410 then disables its endpoint."""
+    outcomes = _record(results)
+    _after_finish(results, outcomes)
+    return outcomes
+
+
+def _record(results: list[tuple[Claim, SendResult]]) -> list[Outcome]:
     outcomes, parameters = _finish_parameters(results)
     execute_prepared(FINISH_SQL, parameters)
-    _after_finish(results, outcomes)
     return outcomes
 
 
@@ -347,9 +352,9 @@ def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float
     while True:
         if claiming and (stopping.is_set() or time.monotonic() > ends_at):
             claiming = False
-            outbox.wake(KIND, force=True)  # a fresh task goes on where this one stops
+            outbox.wake(KIND, force=True)  # this or another process goes on where this pass stops
         room = min(MAX_CLAIM, max_in_flight - len(in_flight))
-        claims = []
+        outcomes, claims = [], []
         try:
             if claiming and room > 0:
                 if dispatcher is not None:
@@ -359,7 +364,7 @@ def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float
                 else:
                     claims = claim(limit=room, in_flight=per_endpoint)
             elif results:
-                outcomes = finish(results)
+                outcomes = _record(results)
         except DatabaseError:
             # Record what is in flight if the database lets us; otherwise the leases run out
             # and the re-drive sends those deliveries again (at least once, never lost).
@@ -369,7 +374,7 @@ def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float
             raise
         _send(claims, in_flight)
         per_endpoint.update(c.endpoint_id for c in claims)
-        if results and claiming and room > 0:
+        if results:
             _after_finish(results, outcomes)
         if not invited and claims and (len(claims) == room or _at_cap(per_endpoint, claims)):
             # A backlog this process cannot take alone: once per pass, invite another process
