@@ -1,11 +1,12 @@
 """Admin for support staff: what SPEC section 8 needs now (failed deliveries visible and
-redeliverable, endpoints disabled and enabled). Actions only call services."""
+redeliverable, endpoints disabled and enabled) and the engine outbox (a room's commands to
+the engine, read-only). Actions only call services."""
 
 from django.contrib import admin, messages
 
 from .actors import Actor
 from .errors import ServiceError
-from .models import Delivery, DeliveryAttempt, WebhookEndpoint
+from .models import Delivery, DeliveryAttempt, EngineCommand, WebhookEndpoint
 from .services import endpoints
 
 
@@ -71,3 +72,24 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def enable(self, request, queryset):
         for endpoint in queryset.select_related("app"):
             endpoints.enable_endpoint(actor=_staff(request), endpoint=endpoint)
+
+
+@admin.register(EngineCommand)
+class EngineCommandAdmin(admin.ModelAdmin):
+    """A room's commands to the engine, in the order they are sent: search by room id."""
+
+    list_display = ["id", "room", "command", "status", "attempts", "created_at", "completed_at", "last_error"]
+    list_filter = ["status", "command"]
+    search_fields = ["=room__room_id"]
+    list_select_related = ["room"]
+    readonly_fields = [f.name for f in EngineCommand._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -12,6 +12,8 @@ PERIODIC_TASKS = {
     "Webhook delivery re-drive": ("conferences.tasks.redrive_deliveries", timedelta(seconds=2)),
     "Join timeouts": ("conferences.tasks.expire_due_joins", timedelta(seconds=1)),
     "Orphan sessions": ("conferences.tasks.expire_orphans", timedelta(seconds=10)),
+    "Engine command re-drive": ("conferences.tasks.redrive_engine_commands", timedelta(seconds=2)),
+    "Engine reconciliation": ("conferences.tasks.reconcile_engine", timedelta(seconds=30)),
     "History pruning": ("conferences.tasks.prune_history", timedelta(hours=1)),
 }
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from .actors import Actor
 from .engine import sim
 from .services import (
-    commands, delivery_dispatch, engine_delivery, engine_events, members, playback, retention, sessions,
+    commands, delivery_dispatch, engine_dispatch, engine_events, members, playback, reconcile, retention, sessions,
 )
 
 SWEEPER = Actor.system("sweeper")
@@ -21,8 +21,9 @@ SWEEPER = Actor.system("sweeper")
 @worker_process_shutdown.connect
 def _stop_dispatching(**kwargs) -> None:
     """Stop claiming and let what is in flight finish (bounded by an attempt's deadline)."""
-    delivery_dispatch.stopping.set()
+    engine_dispatch.dispatcher.stopping.set()  # both stop claiming at once
     delivery_dispatch.dispatcher.stop(timeout=settings.WEBHOOK_TIMEOUT_SECONDS + 5)
+    engine_dispatch.dispatcher.stop(timeout=settings.ENGINE_TIMEOUT_SECONDS + 5)
 
 
 @shared_task(ignore_result=True)
@@ -43,9 +44,20 @@ def prune_history() -> dict:
     return removed
 
 
-@shared_task(ignore_result=True, acks_late=True)
-def engine_command(command: str, arguments: dict) -> None:
-    engine_delivery.run(command, arguments)
+@shared_task(ignore_result=True)
+def dispatch_engine_commands() -> None:
+    """A wake-up for this process's engine-command dispatching thread."""
+    engine_dispatch.dispatcher.wake()
+
+
+@shared_task(ignore_result=True)
+def redrive_engine_commands() -> bool:
+    return engine_dispatch.redrive()
+
+
+@shared_task(ignore_result=True)
+def reconcile_engine() -> dict:
+    return reconcile.reconcile()
 
 
 @shared_task(ignore_result=True)
@@ -66,7 +78,7 @@ def expire_due_joins() -> int:
 
 @shared_task(ignore_result=True)
 def expire_orphans() -> int:
-    return sessions.sweep_orphans(actor=SWEEPER)
+    return sessions.expire_orphans(actor=SWEEPER)
 
 
 @shared_task(ignore_result=True)

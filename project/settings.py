@@ -164,7 +164,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", "webhooks", "engine", "sweeps")]
 CELERY_TASK_ROUTES = {
     "conferences.tasks.dispatch_webhooks": {"queue": "webhooks"},
-    "conferences.tasks.engine_command": {"queue": "engine"},
+    "conferences.tasks.dispatch_engine_commands": {"queue": "engine"},
     "conferences.tasks.sim_report": {"queue": "engine"},
     "conferences.tasks.sim_playback_step": {"queue": "engine"},
     "conferences.tasks.*": {"queue": "sweeps"},
@@ -189,7 +189,17 @@ if len(NODE_HASH) != 5 or not all(c in string.ascii_letters + string.digits for 
 
 ENGINE = env_str("ENGINE", "sim")
 ENGINE_URL = env_str("ENGINE_URL", "")
-ENGINE_TOKEN = env_str("ENGINE_TOKEN", "")
+ENGINE_TOKEN = env_str("ENGINE_TOKEN", "")  # the ingress's bearer token
+ENGINE_SECRET = env_str("ENGINE_SECRET", "")  # signs outbound commands (a different key)
+if ENGINE == "http" and not (ENGINE_URL and ENGINE_SECRET):
+    raise ImproperlyConfigured("ENGINE=http needs ENGINE_URL and ENGINE_SECRET (the key that signs commands)")
+ENGINE_TIMEOUT_SECONDS = env_float("ENGINE_TIMEOUT_SECONDS", 2)
+# Pauses between tries of a command the engine could not take (5xx, no answer); a join or a
+# play gives up sooner when its own deadline comes first.
+ENGINE_RETRY_SCHEDULE = env_float_list("ENGINE_RETRY_SCHEDULE", [0.2, 0.5, 1, 2, 4])
+ENGINE_MAX_IN_FLIGHT = env_int("ENGINE_MAX_IN_FLIGHT", 16)  # commands in flight per worker process
+ENGINE_COMMAND_RETENTION_DAYS = env_float("ENGINE_COMMAND_RETENTION_DAYS", 7)
+MEDIA_ALLOW_PRIVATE = env_bool("MEDIA_ALLOW_PRIVATE", False)
 PLAYBACK_TIMEOUT_SECONDS = env_float("PLAYBACK_TIMEOUT_SECONDS", 10)
 JOIN_TIMEOUT_SECONDS = env_float("JOIN_TIMEOUT_SECONDS", 2)
 ORPHAN_AFTER_SECONDS = env_float("ORPHAN_AFTER_SECONDS", 120)

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..actors import Actor
+from ..ids import NODE_RE
 from ..services import engine_events
 
 
@@ -49,6 +50,8 @@ class EngineEventsApi(APIView):
         "heartbeat {node, sessions: [session_uuid, ...]}.",
     )
     def post(self, request):
-        node = request.data.get("node") if isinstance(request.data.get("node"), str) else "engine"
-        status_code, body = engine_events.handle(request.data, actor=Actor.engine(node))
+        node = request.data.get("node") if isinstance(request.data, dict) else None
+        # The actor names the node only when it is one; the report itself is validated by handle.
+        actor = Actor.engine(node if isinstance(node, str) and NODE_RE.fullmatch(node) else "engine")
+        status_code, body = engine_events.handle(request.data, actor=actor)
         return Response(body, status=status_code)

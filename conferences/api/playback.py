@@ -7,8 +7,9 @@ from rest_framework.views import APIView
 
 from ..models.rooms import VOLUME_MAX, VOLUME_MIN
 from ..services import playback
+from ..ssrf import check_media_urls
 from .auth import actor_of
-from .fields import StrictCharField, StrictIntegerField
+from ..fields import StrictCharField, StrictIntegerField
 
 MAX_URLS, MAX_URL_LENGTH = 128, 2048
 
@@ -31,6 +32,11 @@ class PlayInput(serializers.Serializer):
         allow_empty=False,
         max_length=MAX_URLS,
     )
+
+    def validate_urls(self, urls: list[str]) -> list[str]:
+        if problems := check_media_urls(urls):
+            raise serializers.ValidationError(problems)
+        return urls
 
 
 class VolumeInput(serializers.Serializer):

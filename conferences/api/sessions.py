@@ -8,7 +8,7 @@ from ..ids import COMMAND_UID_RE
 from ..services import members
 from ..services.commands import run_command
 from .auth import actor_of
-from .fields import StrictBooleanField, StrictCharField
+from ..fields import StrictBooleanField, StrictCharField
 
 
 def validate_command_uid(value: str) -> str:

@@ -1,9 +1,12 @@
 """The media-engine boundary, outbound side: what the service asks of an engine.
 
-Inbound, every adapter's reports go through conferences.services.engine_events.handle, the
-same handler as the HTTP ingress, so state rules live in one place.
+Commands reach an adapter through the engine outbox (services.engine_dispatch), in order per
+room and one at a time per room. Inbound, every adapter's reports go through
+conferences.services.engine_events.handle, the same handler as the HTTP ingress, so state
+rules live in one place.
 """
 
+from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
@@ -16,10 +19,32 @@ ADAPTERS = {
 
 
 class EngineUnavailable(Exception):
-    """The engine rejected a command or could not be reached."""
+    """The engine could not take a command now (no answer, an error on its side): retried."""
+
+
+class EngineRejected(EngineUnavailable):
+    """The engine refused the command itself: trying again would not help."""
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """What an engine holds, as it answers a reconciliation."""
+
+    node: str
+    # session_uuid → the room it is in, None when in none or when the engine does not say.
+    sessions: dict[str, str | None]
+    # The rooms it holds, None when it does not say.
+    rooms: frozenset[str] | None = None
+    # Whether `sessions` gives rooms at all (an engine may list session ids only).
+    knows_rooms: bool = True
 
 
 class Engine:
+    def execute(self, command: str, arguments: dict, *, command_id: int) -> None:
+        """Hand one command over; raises EngineUnavailable (or EngineRejected). `command_id`
+        is the same on every try of one command, so an engine can drop repeats."""
+        getattr(self, command)(**arguments)
+
     def join(self, *, session_uuid: str, room_id: str, muted: bool, operation_id: str) -> None: ...
     def kick(self, *, session_uuid: str, room_id: str) -> None: ...
     def mute(self, *, session_uuid: str, room_id: str) -> None: ...
@@ -31,14 +56,10 @@ class Engine:
     def set_volume(self, *, room_id: str, volume: int) -> None: ...
     def destroy_room(self, *, room_id: str) -> None: ...
 
-    def live_sessions(self) -> tuple[str, set[str]] | None:
-        """(node, session_uuids the engine holds on it), or None when it cannot tell."""
+    def live_state(self) -> EngineState | None:
+        """The sessions (with their rooms) and rooms the engine holds, or None when it cannot
+        tell; reconciliation repairs the drift from the database."""
         return None
-
-
-COMMANDS = frozenset(
-    {"join", "kick", "mute", "unmute", "play", "pause", "resume", "stop", "set_volume", "destroy_room"}
-)
 
 
 @cache

@@ -2,6 +2,9 @@
 handler as the ingress, and serves sessions of every node.
 
 - Joins are confirmed after SIM_JOIN_DELAY_MS.
+- It carries out every command it is sent, so its live state is the database's: its node's
+  active sessions, in the rooms of their active memberships (reconciliation then only marks
+  them seen).
 - Playback plays each URL for the duration its fragment gives (`#duration=3.5`, else 2 s),
   reports progress every few seconds on long files and `playback.finished` after the last;
   `#error` reports `playback.error` (after its duration), `#hang` never ends. While the room
@@ -13,10 +16,11 @@ import re
 from django.conf import settings
 
 from ..actors import Actor
-from ..models import CallSession, Room
+from ..models import CallSession, Member, Room
+from ..models.sessions import ACTIVE_MEMBER_STATES
 from ..publish import enqueue_rollback_unsafe
 from ..services import engine_events
-from .base import Engine
+from .base import Engine, EngineState
 
 DEFAULT_FILE_SECONDS = 2.0
 MAX_FILE_SECONDS = 3600.0  # a fragment cannot make the simulator publish progress without end
@@ -84,6 +88,11 @@ class SimEngine(Engine):
     def play(self, *, room_id, operation_id, urls, volume):
         _start_file(room_id, operation_id, urls, 0)
 
-    def live_sessions(self):
+    def live_state(self) -> EngineState:
         node = settings.NODE_HASH
-        return node, set(CallSession.objects.filter(node=node, state="active").values_list("session_uuid", flat=True))
+        sessions = dict.fromkeys(
+            CallSession.objects.filter(node=node, state="active").values_list("session_uuid", flat=True))
+        sessions.update(
+            Member.objects.filter(session__node=node, session__state="active", state__in=ACTIVE_MEMBER_STATES)
+            .values_list("session__session_uuid", "room__room_id"))
+        return EngineState(node=node, sessions=sessions)

@@ -1,4 +1,5 @@
 from .audit import AuditEntry
+from .engine import EngineCommand
 from .events import Event
 from .outbox import OutboxWake
 from .playback import PlaybackOperation
@@ -8,6 +9,6 @@ from .tenants import ApiKey, App
 from .webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
 __all__ = [
-    "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "Event",
+    "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "EngineCommand", "Event",
     "Member", "OutboxWake", "PlaybackOperation", "Room", "WebhookEndpoint",
 ]

@@ -15,7 +15,6 @@ import concurrent.futures
 import json
 import logging
 import random
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,8 +42,6 @@ MAX_CLAIM = 500
 # A retry due sooner than this gets a wake-up timed for it; later ones wait for the re-drive.
 PRECISE_WAKE_LIMIT = 60
 
-# Set when the worker shuts down: stop claiming, finish what is in flight.
-stopping = threading.Event()
 # Endpoints whose last attempt got no answer at all (timeout, refused, blocked): they get
 # UNRESPONSIVE_CAP slots until one answers, so dead endpoints cannot fill a process.
 # Touched only by the dispatching thread (one per process).
@@ -69,17 +66,10 @@ pending_endpoint AS (
     FROM pending_endpoint AS p WHERE p.endpoint_id IS NOT NULL
 )"""
 
-# Due, not held by a live lease, and the head of its queue (`{ended}`: deliveries the same
-# statement ends, which no longer hold their queue).
-_CLAIMABLE = f"""
-d.status = {_PENDING} AND d.next_attempt_at <= statement_timestamp()
-AND (d.lease_expires_at IS NULL OR d.lease_expires_at < statement_timestamp())
-AND d.id = (
-    -- written as the first of the queue, so every plan takes it from the queue index in one step
-    SELECT head.id FROM {_DELIVERY} AS head
-    WHERE head.endpoint_id = d.endpoint_id AND head.ordering_key = d.ordering_key AND head.status = {_PENDING}
-      {{ended}}
-    ORDER BY head.id LIMIT 1)"""
+
+def _claimable(ended: str = "") -> str:
+    return outbox.head_claimable(table=_DELIVERY, queue=("endpoint_id", "ordering_key"), pending=_PENDING, ended=ended)
+
 
 # Up to its free slots from each enabled endpoint, oldest due first; then the attempt rows.
 _CLAIM_CTES = f"""
@@ -121,7 +111,7 @@ JOIN {_EVENT} AS e ON e.id = claimed.event_id
 JOIN {_ENDPOINT} AS ep ON ep.id = claimed.endpoint_id
 ORDER BY claimed.id
 """
-CLAIM_SQL = "WITH RECURSIVE " + _CLAIM_CTES.format(claimable=_CLAIMABLE.format(ended="")) + _CLAIMED
+CLAIM_SQL = "WITH RECURSIVE " + _CLAIM_CTES.format(claimable=_claimable()) + _CLAIMED
 
 # The outcomes of many attempts at once. A delivery that waits for a retry holds the rest of
 # its queue until then.
@@ -159,7 +149,7 @@ FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT id FROM finished"
 # and leased: it never takes them, and takes the next of a queue whose head this statement ends.
 FINISH_AND_CLAIM_SQL = (
     "WITH RECURSIVE " + _FINISH_CTES + ", "
-    + _CLAIM_CTES.format(claimable=_CLAIMABLE.format(
+    + _CLAIM_CTES.format(claimable=_claimable(
         ended=f"AND head.id NOT IN (SELECT id FROM finished WHERE status <> {_PENDING})"))
     + _CLAIMED
 )
@@ -170,7 +160,7 @@ WITH RECURSIVE {_PENDING_ENDPOINTS}
 SELECT EXISTS (
     SELECT 1 FROM pending_endpoint AS p
     CROSS JOIN LATERAL (
-        SELECT 1 FROM {_DELIVERY} AS d WHERE d.endpoint_id = p.endpoint_id AND {_CLAIMABLE.format(ended="")} LIMIT 1
+        SELECT 1 FROM {_DELIVERY} AS d WHERE d.endpoint_id = p.endpoint_id AND {_claimable()} LIMIT 1
     ) AS due
 )
 """
@@ -301,23 +291,8 @@ def _after_finish(results: list[tuple[Claim, SendResult]], outcomes: list[Outcom
         for endpoint in WebhookEndpoint.objects.filter(pk__in=gone, enabled=True).select_related("app"):
             disable_endpoint(actor=Actor.system("webhook-delivery"), endpoint=endpoint,
                              reason="The receiver answered 410 Gone")
-    _wake_for_retries([outcome.retry_in for outcome in outcomes if outcome.retry_in is not None])
-
-
-_retry_wakes: set[int] = set()
-
-
-def _wake_for_retries(delays: list[float]) -> None:
-    """One timed wake-up per tenth of a second that has retries due, when due soon."""
-    now = time.time()
-    _retry_wakes.difference_update({at for at in _retry_wakes if at < now * 10})
-    for delay in delays:
-        if delay > PRECISE_WAKE_LIMIT:
-            continue
-        bucket = int((now + delay) * 10) + 1
-        if bucket not in _retry_wakes:
-            _retry_wakes.add(bucket)
-            outbox.wake(KIND, countdown=bucket / 10 - now, force=True)
+    outbox.wake_later(KIND, [outcome.retry_in for outcome in outcomes if outcome.retry_in is not None],
+                      limit=PRECISE_WAKE_LIMIT)
 
 
 def _request(claim: Claim) -> Request | SendResult:
@@ -350,7 +325,7 @@ def dispatch(dispatcher: outbox.Dispatcher | None = None, *, pass_seconds: float
     ends_at = time.monotonic() + pass_seconds
     attempts, claiming, invited, results = 0, True, False, []
     while True:
-        if claiming and (stopping.is_set() or time.monotonic() > ends_at):
+        if claiming and ((dispatcher is not None and dispatcher.stopping.is_set()) or time.monotonic() > ends_at):
             claiming = False
             outbox.wake(KIND, force=True)  # this or another process goes on where this pass stops
         room = min(MAX_CLAIM, max_in_flight - len(in_flight))
@@ -414,13 +389,7 @@ def _send(claims: list[Claim], in_flight: dict) -> None:
 
 
 def redrive() -> bool:
-    """Wake a dispatcher when anything is due and not in flight; True when it did."""
-    with connection.cursor() as cursor:
-        cursor.execute(DUE_SQL)
-        due = cursor.fetchone()[0]
-    if due:
-        outbox.wake(KIND, force=True)
-    return due
+    return outbox.redrive(KIND, DUE_SQL)
 
 
 dispatcher = outbox.Dispatcher(KIND, dispatch)

@@ -14,7 +14,7 @@ from ..errors import Conflict, ServiceError
 from ..event_schema import event_schemas
 from ..models import App, Delivery, WebhookEndpoint
 from ..models.webhooks import DeliveryStatus
-from ..webhooks.ssrf import check_webhook_url
+from ..ssrf import check_webhook_url
 from . import audit, outbox
 
 ROTATION_GRACE = timedelta(hours=24)

@@ -1,24 +1,22 @@
-"""Commands to the media engine, sent after the transaction commits, so the API never waits
-on the engine (`engine_delivery` runs them in a worker, with the failure path)."""
+"""Commands to the media engine: rows of the engine outbox, written in the transaction of the
+state change that needs them and sent after it commits (`engine_dispatch`), so the API never
+waits on the engine and a command is never lost with a broker or a worker."""
 
-from django.db import transaction
+from datetime import datetime
 
 from ..actors import Actor
-from ..engine.base import COMMANDS
-from ..publish import enqueue_rollback_unsafe
-from . import audit
+from ..models import EngineCommand, Room
+from ..models.engine import EngineCommandName
+from . import outbox
 
+KIND = "engine"
 ENGINE_ACTOR = Actor.system("engine-commands")
 
 
-def send_on_commit(command: str, **arguments) -> None:
-    assert command in COMMANDS, command
-    transaction.on_commit(lambda: _enqueue(command, arguments), robust=True)
-
-
-def _enqueue(command: str, arguments: dict) -> None:
-    if not enqueue_rollback_unsafe("conferences.tasks.engine_command", command, arguments):
-        # Broker down: a join then times out; the history shows what was lost.
-        audit.record(actor=ENGINE_ACTOR, action=f"engine.{command}", outcome="broker_unavailable",
-                     room_id=arguments.get("room_id", ""), session_uuid=arguments.get("session_uuid", ""),
-                     operation_id=arguments.get("operation_id", ""))
+def enqueue(command: str, *, room: Room, give_up_at: datetime | None = None, **arguments) -> None:
+    """Queue `command` behind every earlier command of `room`; the caller's transaction (a
+    row lock on the room, or on a session in it) decides the order."""
+    EngineCommand.objects.create(
+        room=room, command=EngineCommandName(command), arguments=arguments, give_up_at=give_up_at
+    )
+    outbox.wake_on_commit(KIND)

@@ -7,7 +7,7 @@ import uuid
 from rest_framework import serializers
 
 from ..actors import Actor
-from ..api.fields import StrictCharField
+from ..fields import StrictCharField
 from ..ids import APP_ID_RE, NODE_RE
 from . import audit, members, playback, sessions
 
@@ -76,7 +76,7 @@ SHAPES = {
 
 def parse(report: dict) -> tuple[str, dict]:
     """Validate a report; raises DRF's ValidationError (400) for malformed ones and unknown types."""
-    kind = report.get("type")
+    kind = report.get("type") if isinstance(report, dict) else None
     if not isinstance(kind, str) or kind not in SHAPES:
         raise serializers.ValidationError({"type": [f"Unknown event type; expected one of {', '.join(SHAPES)}."]})
     shape = SHAPES[kind](data=report)
@@ -106,8 +106,15 @@ def handle(report: dict, *, actor: Actor) -> tuple[int, dict]:
     if not changed:
         audit.record(actor=actor, action=f"engine.{kind}", outcome="ignored",
                      room_id=data.get("room_id", ""), session_uuid=data.get("session_uuid", ""),
-                     operation_id=data.get("operation_id", ""), request=report)
+                     operation_id=data.get("operation_id", ""), request=_recorded(kind, data))
     return 200, {"status": "ok", "changed": changed}
+
+
+def _recorded(kind: str, data: dict) -> dict:
+    """The report as the history keeps it: validated fields only (a heartbeat's list by size)."""
+    if kind == "heartbeat":
+        return {"type": kind, "node": data["node"], "sessions": len(data["sessions"])}
+    return {"type": kind, **data}
 
 
 def _playback_report(kind: str, data: dict, *, actor: Actor) -> bool:

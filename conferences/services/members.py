@@ -18,8 +18,7 @@ from ..ids import mint_operation_id
 from ..models import CallSession, Member, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES, MemberState, SessionState
 from ..publish import enqueue_on_commit
-from . import audit
-from .engine_commands import send_on_commit
+from . import audit, engine_commands
 from .events import record_event
 from .locks import lock_live_room
 
@@ -99,7 +98,8 @@ def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, com
         join_command_uid=command_uid,
         join_deadline_at=timezone.now() + timedelta(seconds=timeout),
     )
-    send_on_commit("join", session_uuid=session_uuid, room_id=room_id, muted=muted, operation_id=operation_id)
+    engine_commands.enqueue("join", room=room, give_up_at=member.join_deadline_at,
+                            session_uuid=session_uuid, room_id=room_id, muted=muted, operation_id=operation_id)
     # A precise timer per join; the periodic sweep is the safety net when it is lost.
     enqueue_on_commit("conferences.tasks.expire_join", member.pk, countdown=timeout)
     return accepted(operation_id, int(timeout * 1000))
@@ -128,7 +128,8 @@ def set_muted(*, actor: Actor, app, session_uuid: str, muted: bool, command_uid:
         member.save(update_fields=["muted"])
         builder = webhook_events.member_muted if muted else webhook_events.member_unmuted
         record_event(app=app, room=member.room, payload=builder(member.room, session.session_uuid, session.caller_id))
-        send_on_commit("mute" if muted else "unmute", session_uuid=session_uuid, room_id=member.room.room_id)
+        engine_commands.enqueue("mute" if muted else "unmute", room=member.room,
+                                session_uuid=session_uuid, room_id=member.room.room_id)
     _record_command_result(member_or_session=member, app=app, operation_id=operation_id,
                            command_uid=command_uid, command=MUTE if muted else UNMUTE, error=None)
     return accepted(operation_id, COMMAND_TIMEOUT_MS)
@@ -182,7 +183,7 @@ def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
         member.state = MemberState.FAILED
     member.save(update_fields=["state", "ended_at", "end_reason"])
     if room.destroyed_at is None and reason != "engine_unavailable":
-        send_on_commit("kick", session_uuid=session.session_uuid, room_id=room.room_id)
+        engine_commands.enqueue("kick", room=room, session_uuid=session.session_uuid, room_id=room.room_id)
     audit.record(
         actor=actor, action="member.end", app_id=room.app.app_id, room_id=room.room_id,
         session_uuid=session.session_uuid, operation_id=str(member.join_operation_id),

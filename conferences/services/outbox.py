@@ -1,4 +1,9 @@
-"""Waking an outbox's dispatcher: coalesced across processes, and within a worker process.
+"""What every outbox shares (webhook deliveries, engine commands): the claim rule, wake-ups
+coalesced across processes, a dispatching thread per worker process, timed and periodic
+re-drives.
+
+An outbox row is sent when it is due, not held by a live lease, and the head of its queue
+(`head_claimable`); a claim sets a lease, so a worker that dies mid-send only delays it.
 
 A commit that adds work asks for a wake-up. The request is a flag in the database
 (`OutboxWake`): only the commit that raises it publishes a task; the worker that takes the task
@@ -22,7 +27,10 @@ from ..publish import enqueue_rollback_unsafe
 logger = logging.getLogger(__name__)
 
 # The task that runs each outbox's dispatcher.
-DISPATCH_TASKS = {"webhooks": "conferences.tasks.dispatch_webhooks"}
+DISPATCH_TASKS = {
+    "webhooks": "conferences.tasks.dispatch_webhooks",
+    "engine": "conferences.tasks.dispatch_engine_commands",
+}
 # A raised flag older than this is taken as a lost message; the next commit publishes again.
 LOST_WAKE_SECONDS = 5
 
@@ -43,6 +51,22 @@ ON CONFLICT (kind) DO NOTHING RETURNING 1
 LOWER_SQL = f"UPDATE {_TABLE} SET requested_at = NULL WHERE kind = %(kind)s AND requested_at IS NOT NULL"
 
 
+def head_claimable(*, table: str, queue: tuple[str, ...], pending: str, ended: str = "") -> str:
+    """The claim rule, for rows aliased `d`: pending, due, not held by a live lease, and the head
+    of its queue (the lowest pending id among rows with the same `queue` columns). `ended` is
+    SQL that leaves out the heads the same statement ends, which no longer hold their queue."""
+    same_queue = " AND ".join(f"head.{column} = d.{column}" for column in queue)
+    return f"""
+d.status = {pending} AND d.next_attempt_at <= statement_timestamp()
+AND (d.lease_expires_at IS NULL OR d.lease_expires_at < statement_timestamp())
+AND d.id = (
+    -- written as the first of the queue, so every plan takes it from the queue index in one step
+    SELECT head.id FROM {table} AS head
+    WHERE {same_queue} AND head.status = {pending}
+      {ended}
+    ORDER BY head.id LIMIT 1)"""
+
+
 def wake_on_commit(kind: str) -> None:
     # Robust: the state change has committed; a failed wake-up is the re-drive's to catch up.
     transaction.on_commit(lambda: wake(kind), robust=True)
@@ -55,6 +79,35 @@ def wake(kind: str, *, countdown: float | None = None, force: bool = False) -> N
         return
     if not enqueue_rollback_unsafe(DISPATCH_TASKS[kind], countdown=countdown) and not force:
         lower_flag(kind)  # nothing was published: the next commit must try again
+
+
+_timed_wakes: dict[str, set[int]] = {}
+
+
+def wake_later(kind: str, delays: list[float], *, limit: float) -> None:
+    """Timed wake-ups for retries due in `delays` seconds: one per tenth of a second, and none
+    for delays beyond `limit` (the periodic re-drive catches those)."""
+    now = time.time()
+    planned = _timed_wakes.setdefault(kind, set())
+    planned.difference_update({at for at in planned if at < now * 10})
+    for delay in delays:
+        if delay > limit:
+            continue
+        bucket = int((now + delay) * 10) + 1
+        if bucket not in planned:
+            planned.add(bucket)
+            wake(kind, countdown=bucket / 10 - now, force=True)
+
+
+def redrive(kind: str, due_sql: str) -> bool:
+    """Wake a dispatcher when `due_sql` finds something due that nobody holds (a lost wake-up,
+    a worker that died mid-send, a broker that was down); True when it did."""
+    with connection.cursor() as cursor:
+        cursor.execute(due_sql)
+        due = cursor.fetchone()[0]
+    if due:
+        wake(kind, force=True)
+    return due
 
 
 def _raise_flag(kind: str) -> bool:
@@ -88,6 +141,8 @@ class Dispatcher:
         self._nudge = concurrent.futures.Future()
         self._thread_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Set when the worker shuts down: stop claiming, finish what is in flight.
+        self.stopping = threading.Event()
 
     def wake(self) -> None:
         """Ask this process's dispatching thread to look again, starting it when none runs."""
@@ -101,7 +156,8 @@ class Dispatcher:
                 self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        """Wait (bounded) for the running pass; the caller has told it to stop claiming."""
+        """Stop claiming and wait (bounded) for the running pass to finish what is in flight."""
+        self.stopping.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)

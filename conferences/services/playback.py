@@ -20,8 +20,7 @@ from ..models import PlaybackOperation, Room
 from ..models.playback import ACTIVE_PLAYBACK_STATES, PlaybackState
 from ..models.rooms import PlaybackStatus
 from ..publish import enqueue_on_commit
-from . import audit
-from .engine_commands import send_on_commit
+from . import audit, engine_commands
 from .events import record_event, record_events
 from .locks import lock_live_room
 
@@ -79,7 +78,8 @@ def play(*, actor: Actor, app, room_id: str, urls: list[str]) -> dict:
         record_event(app=app, room=room, payload=webhook_events.play_started(room, operation_id, urls))
         audit.record(actor=actor, action="playback.play", app_id=app.app_id, room_id=room_id,
                      operation_id=operation_id, request={"urls": urls})
-        send_on_commit("play", room_id=room_id, operation_id=operation_id, urls=urls, volume=room.volume)
+        engine_commands.enqueue("play", room=room, give_up_at=operation.deadline_at,
+                                room_id=room_id, operation_id=operation_id, urls=urls, volume=room.volume)
         _arm_watchdog_on_commit(operation)
         return {"operation_id": operation_id, **_status(room)}
 
@@ -111,7 +111,7 @@ def toggle_pause(*, actor: Actor, app, room_id: str) -> dict:
         record_event(app=app, room=room, payload=payload)
         audit.record(actor=actor, action=action, app_id=app.app_id, room_id=room_id, operation_id=operation_id,
                      detail={"play_operation_id": str(operation.operation_id)})
-        send_on_commit(command, room_id=room_id, operation_id=str(operation.operation_id))
+        engine_commands.enqueue(command, room=room, room_id=room_id, operation_id=str(operation.operation_id))
         return {"operation_id": operation_id, **_status(room)}
 
 
@@ -133,7 +133,7 @@ def stop_locked(*, room: Room, actor: Actor) -> str:
     audit.record(actor=actor, action="playback.stop", app_id=room.app.app_id, room_id=room.room_id,
                  operation_id=operation_id, detail={"play_operation_id": str(operation.operation_id)})
     if room.destroyed_at is None:
-        send_on_commit("stop", room_id=room.room_id, operation_id=str(operation.operation_id))
+        engine_commands.enqueue("stop", room=room, room_id=room.room_id, operation_id=str(operation.operation_id))
     return operation_id
 
 
@@ -146,7 +146,7 @@ def set_volume(*, actor: Actor, app, room_id: str, volume: int) -> dict:
         record_event(app=app, room=room, payload=webhook_events.play_volume_changed(room, operation_id, volume))
         audit.record(actor=actor, action="playback.volume", app_id=app.app_id, room_id=room_id,
                      operation_id=operation_id, request={"volume": volume})
-        send_on_commit("set_volume", room_id=room_id, volume=volume)
+        engine_commands.enqueue("set_volume", room=room, room_id=room_id, volume=volume)
         return {"operation_id": operation_id, **_status(room)}
 
 
@@ -275,7 +275,7 @@ def _expire_batch(*, actor: Actor, now: datetime, operation_id: str | None = Non
             op_id = str(operation.operation_id)
             items.append((room.app, room, room.room_id,
                           webhook_events.play_failed(room, op_id, operation.urls, "playback_timeout")))
-            send_on_commit("stop", room_id=room.room_id, operation_id=op_id)
+            engine_commands.enqueue("stop", room=room, room_id=room.room_id, operation_id=op_id)
         record_events(items)
         audit.record_many([
             dict(actor=actor, action="playback.timeout", app_id=rooms[op.room_id].app.app_id,

@@ -9,9 +9,8 @@ from ..ids import mint_room_id
 from ..models import App, Room
 from ..models.rooms import PlaybackStatus
 from ..models.sessions import ACTIVE_MEMBER_STATES
-from . import audit
+from . import audit, engine_commands
 from .events import record_event
-from .engine_commands import send_on_commit
 from .locks import lock_live_room
 from .members import end_membership_locked
 from .playback import stop_locked
@@ -84,4 +83,4 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
         room.save(update_fields=["destroyed_at"])
         record_event(app=app, room=room, payload=webhook_events.conference_destroyed(room))
         audit.record(actor=actor, action="conference.destroy", app_id=app.app_id, room_id=room.room_id)
-        send_on_commit("destroy_room", room_id=room.room_id)
+        engine_commands.enqueue("destroy_room", room=room, room_id=room.room_id)

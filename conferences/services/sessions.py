@@ -7,7 +7,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..actors import Actor
-from ..engine.base import get_engine
 from ..errors import ServiceError
 from ..ids import mint_session_uuid, node_of
 from ..models import App, CallSession
@@ -40,19 +39,22 @@ def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: s
         return existing
 
 
-def heartbeat(*, actor: Actor, node: str, live_session_uuids: list[str], now=None) -> int:
+def heartbeat(*, actor: Actor, node: str, live_session_uuids: list[str], taken_at=None) -> int:
     """Mark the node's listed sessions seen; end the node's other active sessions as orphans.
-    Returns how many were orphaned."""
-    now = now or timezone.now()
+    A session created or seen after `taken_at` (when the list was taken; default now) is newer
+    than the list and left alone. Returns how many were orphaned."""
+    now = timezone.now()
+    taken_at = taken_at or now
     listed = set(live_session_uuids)
     CallSession.objects.filter(node=node, state=SessionState.ACTIVE, session_uuid__in=listed).update(last_seen_at=now)
-    # The list is taken as the truth when it arrives (SPEC 9): absent means lost.
+    # The list is taken as the truth (SPEC 9): absent means lost.
     missing = (
-        CallSession.objects.filter(node=node, state=SessionState.ACTIVE)
+        CallSession.objects.filter(node=node, state=SessionState.ACTIVE, created_at__lt=taken_at,
+                                   last_seen_at__lt=taken_at)
         .exclude(session_uuid__in=listed)
         .values_list("session_uuid", flat=True)
     )
-    return sum(end_session(actor=actor, session_uuid=uuid, reason="orphan") for uuid in list(missing))
+    return sum(end_session(actor=actor, session_uuid=uuid, reason="orphan", skip_locked=True) for uuid in list(missing))
 
 
 def expire_orphans(*, actor: Actor, now=None, limit: int = 500) -> int:
@@ -64,12 +66,3 @@ def expire_orphans(*, actor: Actor, now=None, limit: int = 500) -> int:
         end_session(actor=actor, session_uuid=uuid, reason="orphan", skip_locked=True)
         for uuid in stale.values_list("session_uuid", flat=True)[:limit]
     )
-
-
-def sweep_orphans(*, actor: Actor) -> int:
-    """The periodic janitor: the engine's own list of live sessions counts as a heartbeat for
-    its node, then sessions not seen for ORPHAN_AFTER_SECONDS are ended."""
-
-    live = get_engine().live_sessions()
-    orphaned = heartbeat(actor=actor, node=live[0], live_session_uuids=sorted(live[1])) if live else 0
-    return orphaned + expire_orphans(actor=actor)

@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractResolver
 from django.conf import settings
 from yarl import URL
 
-from .ssrf import BlockedAddress, check_addresses, resolve_public
+from ..ssrf import BlockedAddress, check_addresses, resolve_public
 
 EXCERPT_BYTES = 2048
 USER_AGENT = "conference-control-plane-webhooks/1"

@@ -383,16 +383,16 @@ def test_a_body_over_the_limit_answers_413(engine):
 
 
 def test_an_engine_that_fails_in_any_way_fails_the_join(api, session_uuid, room_id):
-    from conferences.services import engine_delivery
+    from conferences.engine.base import _engine
+    from conferences.services import engine_dispatch
 
-    accepted = command(api, session_uuid, "join", room_id=room_id).json()
-    with override_settings(ENGINE="http", ENGINE_URL="http://bad host/"):
-        from conferences.engine.base import _engine
-
+    command(api, session_uuid, "join", room_id=room_id)
+    with override_settings(ENGINE="http", ENGINE_URL="http://bad host/", ENGINE_SECRET="s", ENGINE_RETRY_SCHEDULE=[]):
         _engine.cache_clear()
         try:
-            engine_delivery.run("join", {"session_uuid": session_uuid, "room_id": room_id, "muted": False,
-                                         "operation_id": accepted["operation_id"]})
+            claims = engine_dispatch.claim(limit=10)
+            assert [c.command for c in claims] == ["join"]
+            assert engine_dispatch.finish([(c, engine_dispatch.execute(c)) for c in claims]) == 1
         finally:
             _engine.cache_clear()
     assert events("command.result")[0]["error"] == "engine_unavailable"

@@ -1,5 +1,5 @@
 """The `http` engine adapter with a real worker: signed commands, a join that is never
-confirmed timing out, and an engine that refuses."""
+confirmed timing out, and an engine that refuses or cannot take a command."""
 
 import hashlib
 import hmac
@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 
 from conferences.actors import Actor
-from conferences.models import Member, WebhookEndpoint
+from conferences.models import EngineCommand, Member, WebhookEndpoint
 from conferences.services import members
 from conferences.services.commands import run_command
 from conferences.services.rooms import create_room
@@ -18,6 +18,7 @@ from tests.support.receiver import Receiver
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "like_the_worker")]
 
 TOKEN = "http-engine-token"
+SECRET = "http-engine-command-key"
 SYSTEM = Actor.system("tests")
 
 
@@ -30,8 +31,8 @@ def engine_receiver():
 
 @pytest.fixture(scope="module")
 def worker_env(engine_receiver):
-    return {"ENGINE": "http", "ENGINE_URL": engine_receiver.url, "ENGINE_TOKEN": TOKEN, "JOIN_TIMEOUT_SECONDS": "1",
-            "PLAYBACK_TIMEOUT_SECONDS": "1"}
+    return {"ENGINE": "http", "ENGINE_URL": engine_receiver.url, "ENGINE_TOKEN": TOKEN, "ENGINE_SECRET": SECRET,
+            "JOIN_TIMEOUT_SECONDS": "1", "PLAYBACK_TIMEOUT_SECONDS": "1"}
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +40,7 @@ def like_the_engine_worker(engine_receiver):
     engine_receiver.received.clear()
     engine_receiver.answer = lambda request: 200
     with override_settings(JOIN_TIMEOUT_SECONDS=1, PLAYBACK_TIMEOUT_SECONDS=1, ENGINE="http",
-                           ENGINE_URL=engine_receiver.url, ENGINE_TOKEN=TOKEN):
+                           ENGINE_URL=engine_receiver.url, ENGINE_TOKEN=TOKEN, ENGINE_SECRET=SECRET):
         yield
 
 
@@ -68,9 +69,10 @@ def test_a_join_the_engine_never_confirms_times_out(setup, receiver, engine_rece
     command = engine_receiver.wait_for(lambda r: len(r) == 1)[0]
     assert command.json == {"command": "join", "session_uuid": session.session_uuid, "room_id": room.room_id,
                             "muted": False, "operation_id": accepted["operation_id"]}
-    expected = hmac.new(TOKEN.encode(), f"{command.headers['x-engine-timestamp']}.".encode() + command.body,
+    expected = hmac.new(SECRET.encode(), f"{command.headers['x-engine-timestamp']}.".encode() + command.body,
                         hashlib.sha256).hexdigest()
-    assert command.headers["x-engine-signature"] == f"sha256={expected}"
+    assert command.headers["x-engine-signature"] == f"sha256={expected}"  # signed with ENGINE_SECRET
+    assert command.headers["x-engine-command-id"] == str(EngineCommand.objects.get(command="join").pk)
 
     received = receiver.wait_for(lambda r: any(x.json["event"] == "command.result" for x in r), timeout=10)
     result = next(r.json for r in received if r.json["event"] == "command.result")
@@ -80,15 +82,27 @@ def test_a_join_the_engine_never_confirms_times_out(setup, receiver, engine_rece
     assert Member.objects.get().state == "failed"
 
 
-def test_an_engine_that_refuses_a_join_fails_it(setup, receiver, engine_receiver):
+def test_an_engine_that_refuses_a_join_fails_it_at_once(setup, receiver, engine_receiver):
     tenant, room, session = setup
-    engine_receiver.answer = lambda request: 503
+    engine_receiver.answer = lambda request: 422
     accepted = join(tenant, session.session_uuid, room.room_id, "refused")
     received = receiver.wait_for(lambda r: any(x.json["event"] == "command.result" for x in r), timeout=10)
     result = next(r.json for r in received if r.json["event"] == "command.result")
     assert (result["operation_id"], result["success"], result["error"]) == (
         accepted["operation_id"], False, "engine_unavailable")
-    assert len(engine_receiver.received) == 1  # a join is not retried: it fails at once
+    assert len(engine_receiver.received) == 1  # a refusal is final: not tried again
+
+
+def test_a_join_the_engine_cannot_take_is_retried_then_fails_before_its_timeout(setup, receiver, engine_receiver):
+    tenant, room, session = setup
+    engine_receiver.answer = lambda request: 503
+    accepted = join(tenant, session.session_uuid, room.room_id, "unavailable")
+    received = receiver.wait_for(lambda r: any(x.json["event"] == "command.result" for x in r), timeout=10)
+    result = next(r.json for r in received if r.json["event"] == "command.result")
+    assert (result["operation_id"], result["success"], result["error"]) == (
+        accepted["operation_id"], False, "engine_unavailable")  # not "timeout": it gave up first
+    tries = engine_receiver.received
+    assert len(tries) >= 2 and len({t.headers["x-engine-command-id"] for t in tries}) == 1
 
 
 def test_the_engine_is_told_to_stop_a_timed_out_play(setup, receiver, engine_receiver):

@@ -7,13 +7,13 @@ from django.utils import timezone
 
 from conferences.actors import Actor
 from conferences.errors import ServiceError
-from conferences.models import AuditEntry, Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from conferences.models import AuditEntry, Delivery, DeliveryAttempt, EngineCommand, Event, Room, WebhookEndpoint
 from conferences.services import delivery_dispatch, endpoints, retention
 from conferences.services.endpoints import create_endpoint
 from conferences.services.rooms import create_room, destroy_room
 from conferences.webhooks.sender import SendResult
 from conferences.webhooks.signing import encode_body
-from conferences.webhooks.ssrf import check_webhook_url, is_public
+from conferences.ssrf import check_webhook_url, is_public
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -137,10 +137,18 @@ def test_pruning_removes_only_what_is_past_retention(tenant, endpoint):
         actor_kind="system", actor="tests", action="x", outcome="ok", occurred_at=timezone.now() - timedelta(days=91)
     )
     audit_count = AuditEntry.objects.count()
+    room = Room.objects.get()
+    week_ago = timezone.now() - timedelta(days=8)
+    old_sent, old_pending, recent_sent = (
+        EngineCommand.objects.create(room=room, command="stop", arguments={}, status=status, created_at=created,
+                                     completed_at=None if status == "pending" else created)
+        for status, created in (("sent", week_ago), ("pending", week_ago), ("sent", timezone.now()))
+    )
 
     removed = retention.prune()
 
-    assert removed == {"attempts": 1, "audit": 1}
+    assert removed == {"attempts": 1, "audit": 1, "engine_commands": 1}
+    assert set(EngineCommand.objects.values_list("pk", flat=True)) == {old_pending.pk, recent_sent.pk}
     assert list(DeliveryAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not AuditEntry.objects.filter(pk=old_audit.pk).exists()
     assert AuditEntry.objects.count() == audit_count - 1
@@ -363,7 +371,7 @@ def test_every_queue_is_declared_and_each_task_is_routed_to_its_own():
         return app.amqp.router.route({}, task_name, (), {})["queue"].name
 
     assert queue_of("conferences.tasks.dispatch_webhooks") == "webhooks"
-    assert queue_of("conferences.tasks.engine_command") == "engine"
+    assert queue_of("conferences.tasks.dispatch_engine_commands") == "engine"
     assert queue_of("conferences.tasks.sim_report") == "engine"
     for sweep in ("redrive_deliveries", "expire_due_playbacks", "playback_deadline", "expire_join",
                   "expire_due_joins", "expire_orphans", "prune_history"):
@@ -373,7 +381,7 @@ def test_every_queue_is_declared_and_each_task_is_routed_to_its_own():
 def test_a_name_with_many_addresses_has_only_its_first_ones_tried(monkeypatch):
     import socket
 
-    from conferences.webhooks import ssrf
+    from conferences import ssrf
 
     addresses = [f"93.184.216.{n}" for n in range(1, 9)]
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kwargs: [

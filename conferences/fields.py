@@ -4,7 +4,10 @@ from rest_framework import serializers
 
 
 class StrictCharField(serializers.CharField):
-    default_error_messages = {"invalid": "Must be a string."}
+    """A JSON string; NUL characters and lone surrogates (which no database text can hold)
+    are refused."""
+
+    default_error_messages = {"invalid": "Must be a string.", "unencodable": "Must be valid Unicode text."}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
@@ -13,6 +16,10 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        try:
+            data.encode()
+        except UnicodeEncodeError:
+            self.fail("unencodable")
         return super().to_internal_value(data)
 
 

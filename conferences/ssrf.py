@@ -1,0 +1,146 @@
+"""SSRF guard: URLs the service or the engine fetch may only reach public addresses.
+
+- Webhook URLs (unless WEBHOOK_ALLOW_PRIVATE): checked when an endpoint is saved and again at
+  every connection the sender opens (its resolver is `resolve_public`), so a name that
+  re-resolves to a private address (DNS rebinding) is refused at send time, and the sender
+  connects only to the addresses checked.
+- Media URLs (unless MEDIA_ALLOW_PRIVATE): checked when a play is accepted. The engine fetches
+  them, so a name that changes its answer later is the engine's to refuse.
+"""
+
+import concurrent.futures
+import ipaddress
+import socket
+import time
+
+from django.conf import settings
+from yarl import URL
+
+# A name with more addresses than this has only its first ones tried: an attempt's deadline is
+# shared by all of them.
+MAX_ADDRESSES = 4
+
+
+class BlockedAddress(OSError):
+    """The host resolves to an address webhooks may not reach."""
+
+
+class UnresolvableHost(OSError):
+    """The host name does not resolve."""
+
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible, SIIT).
+_IPV4_CARRIERS = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")]
+_ALWAYS_REFUSED = [ipaddress.ip_network(n) for n in ("fec0::/10",)]  # site-local, deprecated
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if any(ip in network for network in _IPV4_CARRIERS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _ALWAYS_REFUSED):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not is_public(str(embedded)):
+            return False
+    # is_global excludes loopback, private, link-local, shared (CGNAT), reserved and unspecified.
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_public(host: str, port: int, *, allow_private: bool | None = None) -> list[str]:
+    """The first MAX_ADDRESSES addresses of `host`; BlockedAddress when any is not public."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise UnresolvableHost(f"cannot resolve {host}: {exc}") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))[:MAX_ADDRESSES]
+    check_addresses(host, addresses, allow_private=allow_private)
+    return addresses
+
+
+def check_addresses(host: str, addresses: list[str], *, allow_private: bool | None = None) -> None:
+    """BlockedAddress when one of `addresses` (of `host`) is not public (`allow_private`
+    defaults to WEBHOOK_ALLOW_PRIVATE)."""
+    if allow_private is None:
+        allow_private = settings.WEBHOOK_ALLOW_PRIVATE
+    if not allow_private:
+        blocked = [address for address in addresses if not is_public(address)]
+        if blocked:
+            raise BlockedAddress(f"{host} resolves to a non-public address ({blocked[0]})")
+
+
+def _parse(url: str) -> URL | str:
+    """The URL as a client will see it (Unicode host forms normalised), or why it is not one."""
+    if any(ord(char) < 33 or ord(char) == 127 for char in url):
+        return "Enter a valid URL (no spaces or control characters)."
+    try:
+        parsed = URL(url)
+        host = parsed.host
+        parsed.port  # noqa: B018 - an invalid port raises here
+    except (ValueError, TypeError):
+        return "Enter a valid URL."
+    if parsed.scheme not in ("http", "https") or not host:
+        return "Only http:// and https:// URLs with a host are allowed."
+    if parsed.user or parsed.password:
+        return "Credentials in the URL are not allowed."
+    return parsed
+
+
+def _refusal(host: str, port: int, *, allow_private: bool) -> str | None:
+    try:
+        resolve_public(host, port, allow_private=allow_private)
+    except BlockedAddress as exc:
+        return f"Refused: {exc}."
+    except UnresolvableHost:
+        pass  # a name that does not resolve reaches nothing now; where it is fetched, it is checked again
+    return None
+
+
+def check_webhook_url(url: str) -> str | None:
+    """Why `url` cannot be a webhook endpoint, or None when it can."""
+    parsed = _parse(url)
+    if isinstance(parsed, str):
+        return parsed
+    refusal = _refusal(parsed.host, parsed.port, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+    return refusal and f"{refusal} Webhooks may only reach public addresses."
+
+
+# A play's host names are looked up together, within this long; one still unanswered then is
+# let through (a name that does not resolve reaches nothing; the engine fetches it later).
+MEDIA_LOOKUP_SECONDS = 2.0
+_media_lookups = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="media-lookup")
+
+
+def check_media_urls(urls: list[str]) -> list[str]:
+    """Why some of `urls` may not be played (one message each), or [] when all may."""
+    problems, hosts = [], {}
+    for url in urls:
+        parsed = _parse(url)
+        if isinstance(parsed, str):
+            problems.append(f"{url[:100]}: {parsed}")
+        else:
+            hosts.setdefault((parsed.host, parsed.port), url)
+    if problems or settings.MEDIA_ALLOW_PRIVATE:
+        return problems
+    lookups = {_media_lookups.submit(_refusal, host, port, allow_private=False): url
+               for (host, port), url in hosts.items()}
+    deadline = time.monotonic() + MEDIA_LOOKUP_SECONDS
+    for lookup, url in lookups.items():
+        try:
+            refusal = lookup.result(timeout=max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            continue
+        if refusal:
+            problems.append(f"{url[:100]}: {refusal} Media URLs may only reach public addresses.")
+    return problems
