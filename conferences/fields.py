@@ -4,10 +4,9 @@ from rest_framework import serializers
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string; NUL characters and lone surrogates (which no database text can hold)
-    are refused."""
+    """A JSON string (DRF's CharField refuses NUL characters and lone surrogates)."""
 
-    default_error_messages = {"invalid": "Must be a string.", "unencodable": "Must be valid Unicode text."}
+    default_error_messages = {"invalid": "Must be a string."}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
@@ -16,10 +15,6 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        try:
-            data.encode()
-        except UnicodeEncodeError:
-            self.fail("unencodable")
         return super().to_internal_value(data)
 
 

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from conferences.actors import Actor
@@ -115,6 +116,19 @@ def test_play_validation(api, room_id, urls):
     body = assert_error(post(api, room_id, "play", {"urls": urls}), 400, "invalid")
     assert "urls" in body["detail"]
     assert api.get(f"/api/v1/conferences/{room_id}").json()["playback_status"] == "stopped"
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data", "http://127.0.0.1:8000/a.wav", "http://localhost/a.wav",
+    "http://10.0.0.1/a.wav", "https://[::1]/a.wav", "http://[::ffff:192.168.1.1]/a.wav", "http://0.0.0.0/a.wav",
+])
+def test_play_refuses_media_urls_that_reach_private_addresses(api, room_id, url):
+    body = assert_error(post(api, room_id, "play", {"urls": ["https://cdn.example.com/a.wav", url]}), 400, "invalid")
+    [problem] = body["detail"]["urls"]
+    assert "may only reach public addresses" in problem
+    assert api.get(f"/api/v1/conferences/{room_id}").json()["playback_status"] == "stopped"
+    with override_settings(MEDIA_ALLOW_PRIVATE=True):
+        assert post(api, room_id, "play", {"urls": [url]}).status_code == 200
 
 
 def test_play_accepts_128_urls_of_2048_characters(api, room_id):

@@ -6,7 +6,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conferences.actors import Actor
-from conferences.models import CallSession, Event, Member
+from conferences.models import AuditEntry, CallSession, Event, Member
 from conferences.services import members
 from conferences.services.sessions import create_session
 from tests.conftest import assert_error, assert_valid_event
@@ -310,6 +310,32 @@ def test_ingress_is_closed_without_a_configured_token(client_for):
 )
 def test_ingress_answers_400_to_malformed_reports(engine, body):
     assert_error(engine(**body), 400, "invalid")
+
+
+@pytest.mark.parametrize("raw", [
+    '{"type": "heartbeat", "node": "%s", "sessions": []}' % ("n" * 151),  # oversized
+    '{"type": "session.ended", "session_uuid": "abCDE-\\u0000"}',  # NUL
+    '{"type": "member.joined", "session_uuid": "\\ud800", "room_id": "r"}',  # a lone surrogate
+    '{"type": "heartbeat", "node": "abCDE", "sessions": ["\\udfff"]}',
+    '[{"type": "heartbeat"}]',  # not an object
+])
+def test_ingress_answers_400_to_fields_no_database_could_hold(client_for, raw):
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ENGINE_TOKEN}")
+    assert_error(client.post("/api/v1/engine/events", raw, content_type="application/json"), 400, "invalid")
+
+
+def test_ingress_records_only_validated_fields(client_for, session_uuid):
+    client = client_for(None)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ENGINE_TOKEN}")
+    # Unknown fields (an oversized node, a number no JSON column holds) are dropped, not stored.
+    raw = ('{"type": "member.left", "session_uuid": "%s", "room_id": "nowhere", "node": "%s", "extra": 1e400}'
+           % (session_uuid, "n" * 300))
+    response = client.post("/api/v1/engine/events", raw, content_type="application/json")
+    assert response.status_code == 200 and response.json()["changed"] is False
+    entry = AuditEntry.objects.get(action="engine.member.left")
+    assert (entry.actor, entry.outcome) == ("engine", "ignored")
+    assert entry.request == {"type": "member.left", "session_uuid": session_uuid, "room_id": "nowhere"}
 
 
 def test_session_created_mints_a_uuid_of_this_node(engine, tenant, settings):
