@@ -1,6 +1,6 @@
 """`make bench`: the benchmarks. Traffic stays on 127.0.0.1; every loop is bounded.
 
-`make bench` runs them all; `make bench BENCH=webhooks` (or playback) runs one.
+`make bench` runs them all; `make bench BENCH=webhooks` (or playback, engine) runs one.
 """
 
 import os
@@ -8,7 +8,7 @@ import sys
 
 from .setup import use_fresh_database
 
-BENCHES = ("webhooks", "playback")
+BENCHES = ("webhooks", "playback", "engine")
 
 
 def main() -> None:

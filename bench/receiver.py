@@ -1,6 +1,6 @@
 """A fast loopback webhook receiver (asyncio, HTTP/1.1 keep-alive) in its own process.
 
-POST anything: answers 200 and records (receipt time, webhook-id). GET /stats returns the
+POST anything: answers 200 and records (receipt time, webhook-id or x-engine-command-id). GET /stats returns the
 records as JSON; POST /reset clears them.
 """
 
@@ -33,7 +33,7 @@ async def _serve(port_holder, ready):
                 elif path == "/reset":
                     receipts.clear()
                 else:
-                    receipts.append((time.time(), headers.get("webhook-id", "")))
+                    receipts.append((time.time(), headers.get("webhook-id") or headers.get("x-engine-command-id", "")))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -47,7 +47,8 @@ class EngineEventsApi(APIView):
         description="session.created {app_id, caller_id, session_uuid?}; session.ended {session_uuid}; "
         "member.joined / member.left {session_uuid, room_id}; playback.progress {room_id, operation_id}; "
         "playback.finished {room_id, operation_id, url}; playback.error {room_id, operation_id, url, message?}; "
-        "heartbeat {node, sessions: [session_uuid, ...]}.",
+        "heartbeat {node, sessions: [session_uuid, ...]}. Malformed or oversized fields and unknown types are "
+        "400; unknown fields are ignored (the history keeps only validated fields).",
     )
     def post(self, request):
         node = request.data.get("node") if isinstance(request.data, dict) else None

@@ -53,7 +53,8 @@ class PlayApi(APIView):
     @extend_schema(
         operation_id="conferences_play", request=PlayInput, responses={200: PlaybackOutput},
         description="Play the URLs into the room (`conference.play.started`); 409 `playback_active` unless "
-        "stopped. Exactly one of `conference.play.finished`, `.failed` or `.stopped` ends it; with no "
+        "stopped. URLs on loopback, private, link-local, multicast or reserved addresses are refused with 400 "
+        "(unless MEDIA_ALLOW_PRIVATE). Exactly one of `conference.play.finished`, `.failed` or `.stopped` ends it; with no "
         "terminal event within PLAYBACK_TIMEOUT_SECONDS (paused time excluded, engine progress restarts "
         "the clock) it fails with `playback_timeout`.",
     )

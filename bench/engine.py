@@ -1,0 +1,132 @@
+"""Engine commands: the outbox drained to an HTTP engine, against the raw limit of the same
+kind of client, and latency at a steady rate.
+
+- raw limit: the engine (a loopback receiver) driven by ENGINE_MAX_IN_FLIGHT threads sharing
+  one keep-alive httpx client, as the http adapter sends;
+- throughput: 2,000 volume changes over 200 rooms already in the outbox (10 commands per
+  room, each room's in order, one in flight per room), one worker process, from the wake-up
+  to the last receipt; every room's commands must arrive in the order they were written;
+- latency: volume changes committed at 100/s over 200 rooms for 10 s; commit -> receipt.
+"""
+
+import concurrent.futures
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from project.celery import app as celery_app
+
+from . import receiver as bench_receiver
+from .setup import start_worker, stop
+
+COMMANDS, ROOMS, IN_FLIGHT = 2000, 200, 16
+PACED_RATE, PACED_SECONDS = 100, 10
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def raw_limit(url: str) -> float:
+    body = b'{"command":"set_volume","room_id":"raw","volume":1}'
+    headers = {"content-type": "application/json", "x-engine-command-id": "raw"}
+    with httpx.Client(trust_env=False) as client:
+        def send(_):
+            client.post(url, content=body, headers=headers).raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
+            started = time.perf_counter()
+            list(pool.map(send, range(COMMANDS)))
+            return COMMANDS / (time.perf_counter() - started)
+
+
+def wait_for_receipts(base: str, count: int, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = httpx.get(f"{base}/stats", timeout=30).json()
+        if len(got) >= count:
+            return got
+        time.sleep(0.05)
+    raise RuntimeError(f"fewer than {count} commands arrived within {timeout} s")
+
+
+def main() -> None:
+    from django.test import override_settings
+
+    from conferences import publish
+    from conferences.actors import Actor
+    from conferences.models import EngineCommand
+    from conferences.services import outbox, playback
+    from conferences.services.rooms import create_room
+    from conferences.services.tenants import create_app
+
+    receiver_process, base = bench_receiver.start()
+    os.environ.update(ENGINE="http", ENGINE_URL=f"{base}/engine", ENGINE_SECRET="bench-engine-key",
+                      ENGINE_MAX_IN_FLIGHT=str(IN_FLIGHT))
+    actor = Actor.system("bench")
+    app = create_app(actor=actor, app_id="bench-engine").app
+    rooms = [create_room(actor=actor, app=app, name=f"engine{i}") for i in range(ROOMS)]
+
+    def change_volume(room, n) -> None:
+        playback.set_volume(actor=actor, app=app, room_id=room.room_id, volume=n % 8)
+
+    raw_before = raw_limit(f"{base}/engine")
+    httpx.post(f"{base}/reset")
+
+    with override_settings(ENGINE="http", ENGINE_URL=f"{base}/engine", ENGINE_SECRET="bench-engine-key"):
+        # Throughput: fill the outbox with no worker running, then wake it.
+        publish._broker_down_until = float("inf")  # keep the on-commit wake-ups from publishing
+        EngineCommand.objects.all().delete()
+        for n in range(COMMANDS):
+            change_volume(rooms[n % ROOMS], n)
+        publish._broker_down_until = 0.0
+        room_of = dict(EngineCommand.objects.values_list("id", "room_id"))
+        workdir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+        celery_app.control.purge()
+        worker = start_worker(8, workdir / "worker.log")
+        try:
+            time.sleep(3)  # let the worker connect before the clock starts
+            started = time.time()
+            outbox.wake("engine", force=True)
+            got = wait_for_receipts(base, COMMANDS, timeout=300)
+            throughput = COMMANDS / (max(t for t, _ in got) - started)
+            arrived = [int(command_id) for _, command_id in sorted(got)]
+            per_room: dict[int, list[int]] = {}
+            for command_id in arrived:
+                per_room.setdefault(room_of[command_id], []).append(command_id)
+            in_order = all(ids == sorted(ids) for ids in per_room.values()) and len(arrived) == len(set(arrived))
+
+            # Latency at a steady rate.
+            httpx.post(f"{base}/reset")
+            first_id = EngineCommand.objects.order_by("-id").values_list("id", flat=True).first() + 1
+            committed = []
+            total = PACED_RATE * PACED_SECONDS
+            begin = time.monotonic()
+            for n in range(total):
+                pause = begin + n / PACED_RATE - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                change_volume(rooms[n % ROOMS], n)
+                committed.append(time.time())
+            got = wait_for_receipts(base, total, timeout=120)
+            ids = dict(EngineCommand.objects.filter(id__gte=first_id).order_by("id").values_list("id", "id"))
+            order = {command_id: index for index, command_id in enumerate(sorted(ids))}
+            latencies = [(t - committed[order[int(command_id)]]) * 1000 for t, command_id in got]
+        finally:
+            stop(worker)
+    raw_after = raw_limit(f"{base}/engine")
+    receiver_process.terminate()
+    raw = max(raw_before, raw_after)
+
+    print(f"engine commands (one worker process, ENGINE=http, {IN_FLIGHT} in flight)")
+    print(f"  raw limit ({IN_FLIGHT} threads, one keep-alive httpx client) {raw:8.0f} requests/s "
+          f"(before {raw_before:.0f}, after {raw_after:.0f})")
+    print(f"  drain, {COMMANDS} commands over {ROOMS} rooms  {throughput:8.0f} commands/s = {throughput / raw:.0%} "
+          f"of raw; per-room order {'kept' if in_order else 'BROKEN'}")
+    print(f"  latency at {PACED_RATE} commands/s, commit -> engine: p50 {statistics.median(latencies):.1f} ms, "
+          f"p99 {percentile(latencies, 0.99):.1f} ms")
