@@ -21,15 +21,12 @@ import httpx
 from project.celery import app as celery_app
 
 from . import receiver as bench_receiver
+from .receiver import percentile, wait_for_receipts
 from .setup import start_worker, stop
 
 COMMANDS, ROOMS, IN_FLIGHT = 2000, 200, 16
 PACED_RATE, PACED_SECONDS = 100, 10
 
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def raw_limit(url: str) -> float:
@@ -45,14 +42,6 @@ def raw_limit(url: str) -> float:
             return COMMANDS / (time.perf_counter() - started)
 
 
-def wait_for_receipts(base: str, count: int, timeout: float) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = httpx.get(f"{base}/stats", timeout=30).json()
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise RuntimeError(f"fewer than {count} commands arrived within {timeout} s")
 
 
 def main() -> None:

@@ -16,15 +16,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from . import receiver as bench_receiver
+from .receiver import percentile
 from .setup import start_worker, stop
 
 HUNG_PLAYS, PLAY_RATE, TIMEOUT = 1000, 200, 3
 FLOOD_EVENTS = 20_000
 
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def fill(app, *, stopped: int, playing: int, offset: int) -> None:

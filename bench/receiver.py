@@ -9,6 +9,8 @@ import json
 import multiprocessing
 import time
 
+import httpx
+
 
 async def _serve(port_holder, ready):
     receipts: list[tuple[float, str]] = []
@@ -60,3 +62,22 @@ def start() -> tuple[multiprocessing.Process, str]:
     if not ready.wait(10):
         raise RuntimeError("receiver did not start")
     return process, f"http://127.0.0.1:{port.value}"
+
+
+def receipts(base: str) -> list:
+    return httpx.get(f"{base}/stats", timeout=30).json()
+
+
+def wait_for_receipts(base: str, count: int, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = receipts(base)
+        if len(got) >= count:
+            return got
+        time.sleep(0.05)
+    raise RuntimeError(f"only {len(receipts(base))} of {count} requests arrived within {timeout} s")
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -21,15 +21,12 @@ import httpx
 from project.celery import app as celery_app
 
 from . import receiver as bench_receiver
+from .receiver import percentile, wait_for_receipts
 from .setup import start_worker, stop
 
 EVENTS, ROOMS, CONCURRENCY = 5000, 100, 16
 PACED_RATE, PACED_SECONDS = 200, 10
 
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def raw_limit(url: str, body: str) -> float:
@@ -53,18 +50,7 @@ def raw_limit(url: str, body: str) -> float:
     return asyncio.run(run())
 
 
-def receipts(base: str) -> list:
-    return httpx.get(f"{base}/stats", timeout=30).json()
 
-
-def wait_for_receipts(base: str, count: int, timeout: float) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = receipts(base)
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise RuntimeError(f"only {len(receipts(base))} of {count} events arrived within {timeout} s")
 
 
 def main() -> None:

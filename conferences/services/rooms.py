@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from .. import webhook_events
 from ..actors import Actor
-from ..errors import NameTaken, NotFound
+from ..errors import NameTaken
 from ..ids import mint_room_id
 from ..models import App, Room
 from ..models.rooms import PlaybackStatus
