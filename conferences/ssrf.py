@@ -22,7 +22,7 @@ MAX_ADDRESSES = 4
 
 
 class BlockedAddress(OSError):
-    """The host resolves to an address webhooks may not reach."""
+    """The host resolves to a non-public address."""
 
 
 class UnresolvableHost(OSError):
@@ -92,6 +92,8 @@ def _parse(url: str) -> URL | str:
         return "Enter a valid URL."
     if parsed.scheme not in ("http", "https") or not host:
         return "Only http:// and https:// URLs with a host are allowed."
+    if "%" in host:  # other parsers decode it (%31%32%37.0.0.1 is 127.0.0.1); this one does not
+        return "Enter a valid URL (no percent-encoding in the host)."
     if parsed.user or parsed.password:
         return "Credentials in the URL are not allowed."
     return parsed
@@ -103,8 +105,14 @@ def _refusal(host: str, port: int, *, allow_private: bool) -> str | None:
     except BlockedAddress as exc:
         return f"Refused: {exc}."
     except UnresolvableHost:
-        pass  # a name that does not resolve reaches nothing now; where it is fetched, it is checked again
+        pass  # a name that does not resolve reaches nothing now
     return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL this service accepts, or None (no address check)."""
+    parsed = _parse(url)
+    return parsed if isinstance(parsed, str) else None
 
 
 def check_webhook_url(url: str) -> str | None:
@@ -116,31 +124,31 @@ def check_webhook_url(url: str) -> str | None:
     return refusal and f"{refusal} Webhooks may only reach public addresses."
 
 
-# A play's host names are looked up together, within this long; one still unanswered then is
-# let through (a name that does not resolve reaches nothing; the engine fetches it later).
+# A play's host names are looked up together, within this long; a name still unanswered then
+# is refused (it could not be checked). One that does not resolve at all is accepted: it
+# reaches nothing now, and the engine, which fetches the media, checks what it connects to.
 MEDIA_LOOKUP_SECONDS = 2.0
 _media_lookups = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="media-lookup")
 
 
 def check_media_urls(urls: list[str]) -> list[str]:
-    """Why some of `urls` may not be played (one message each), or [] when all may."""
-    problems, hosts = [], {}
+    """Why some of `urls` (valid http(s) URLs) may not be played, one message each; [] when
+    all may."""
+    if settings.MEDIA_ALLOW_PRIVATE:
+        return []
+    hosts = {}
     for url in urls:
-        parsed = _parse(url)
-        if isinstance(parsed, str):
-            problems.append(f"{url[:100]}: {parsed}")
-        else:
-            hosts.setdefault((parsed.host, parsed.port), url)
-    if problems or settings.MEDIA_ALLOW_PRIVATE:
-        return problems
+        parsed = URL(url)
+        hosts.setdefault((parsed.host, parsed.port), url)
     lookups = {_media_lookups.submit(_refusal, host, port, allow_private=False): url
                for (host, port), url in hosts.items()}
     deadline = time.monotonic() + MEDIA_LOOKUP_SECONDS
+    problems = []
     for lookup, url in lookups.items():
         try:
             refusal = lookup.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            continue
+            refusal = "Refused: its host name could not be checked in time."
         if refusal:
             problems.append(f"{url[:100]}: {refusal} Media URLs may only reach public addresses.")
     return problems

@@ -11,7 +11,8 @@ from django.conf import settings
 from .actors import Actor
 from .engine import sim
 from .services import (
-    commands, delivery_dispatch, engine_dispatch, engine_events, members, playback, reconcile, retention, sessions,
+    commands, delivery_dispatch, engine_commands, engine_dispatch, engine_events, members, playback, reconcile,
+    retention, sessions,
 )
 
 SWEEPER = Actor.system("sweeper")
@@ -48,6 +49,13 @@ def prune_history() -> dict:
 def dispatch_engine_commands() -> None:
     """A wake-up for this process's engine-command dispatching thread."""
     engine_dispatch.dispatcher.wake()
+
+
+@shared_task(ignore_result=True)
+def engine_command(command: str, arguments: dict) -> None:
+    """A command published by the release before the engine outbox, still in the broker at the
+    upgrade: queued in the outbox like any other (to be removed in the release after)."""
+    engine_commands.enqueue_published(command, arguments)
 
 
 @shared_task(ignore_result=True)

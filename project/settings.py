@@ -165,6 +165,7 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", "webhooks", "engine", "
 CELERY_TASK_ROUTES = {
     "conferences.tasks.dispatch_webhooks": {"queue": "webhooks"},
     "conferences.tasks.dispatch_engine_commands": {"queue": "engine"},
+    "conferences.tasks.engine_command": {"queue": "engine"},
     "conferences.tasks.sim_report": {"queue": "engine"},
     "conferences.tasks.sim_playback_step": {"queue": "engine"},
     "conferences.tasks.*": {"queue": "sweeps"},

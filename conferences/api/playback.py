@@ -1,28 +1,20 @@
-from urllib.parse import urlsplit
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..fields import StrictCharField, StrictIntegerField
 from ..models.rooms import VOLUME_MAX, VOLUME_MIN
 from ..services import playback
-from ..ssrf import check_media_urls
+from ..ssrf import check_media_urls, url_problem
 from .auth import actor_of
-from ..fields import StrictCharField, StrictIntegerField
 
 MAX_URLS, MAX_URL_LENGTH = 128, 2048
 
 
 def validate_audio_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or any(
-        ord(char) < 33 for char in value
-    ):
-        raise serializers.ValidationError("Must be an http:// or https:// URL.")
+    if problem := url_problem(value):
+        raise serializers.ValidationError(problem)
     return value
 
 

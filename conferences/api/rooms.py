@@ -4,11 +4,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors
+from ..fields import StrictCharField
 from ..ids import ROOM_NAME_RE
 from ..services import members as member_services
 from ..services import rooms as room_services
 from .auth import actor_of
-from ..fields import StrictCharField
 from .pagination import RoomCursorPagination
 
 NAME_RULE = "1 to 64 of [A-Za-z0-9_-], starting with a letter or digit."

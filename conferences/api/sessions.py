@@ -4,11 +4,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors
+from ..fields import StrictBooleanField, StrictCharField
 from ..ids import COMMAND_UID_RE
 from ..services import members
 from ..services.commands import run_command
 from .auth import actor_of
-from ..fields import StrictBooleanField, StrictCharField
 
 
 def validate_command_uid(value: str) -> str:

@@ -35,8 +35,6 @@ class EngineState:
     sessions: dict[str, str | None]
     # The rooms it holds, None when it does not say.
     rooms: frozenset[str] | None = None
-    # Whether `sessions` gives rooms at all (an engine may list session ids only).
-    knows_rooms: bool = True
 
 
 class Engine:

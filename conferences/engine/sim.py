@@ -20,7 +20,7 @@ from ..models import CallSession, Member, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES
 from ..publish import enqueue_rollback_unsafe
 from ..services import engine_events
-from .base import Engine, EngineState
+from .base import Engine, EngineState, EngineUnavailable
 
 DEFAULT_FILE_SECONDS = 2.0
 MAX_FILE_SECONDS = 3600.0  # a fragment cannot make the simulator publish progress without end
@@ -45,16 +45,17 @@ def _report(report: dict) -> None:
     engine_events.handle(report, actor=Actor.engine(settings.NODE_HASH))
 
 
-def _schedule(room_id, operation_id, urls, index, kind, countdown) -> None:
-    enqueue_rollback_unsafe("conferences.tasks.sim_playback_step", room_id, operation_id, urls, index, kind,
-                            countdown=countdown)
+def _schedule(room_id, operation_id, urls, index, kind, countdown) -> bool:
+    return enqueue_rollback_unsafe("conferences.tasks.sim_playback_step", room_id, operation_id, urls, index, kind,
+                                   countdown=countdown)
 
 
 def _start_file(room_id, operation_id, urls, index) -> None:
     seconds, behaviour = file_behaviour(urls[index])
     if behaviour == "hang":
         return
-    _schedule(room_id, operation_id, urls, index, "end", seconds)
+    if not _schedule(room_id, operation_id, urls, index, "end", seconds):
+        raise EngineUnavailable("the simulator cannot schedule the file's end (broker unavailable)")
     for at in range(1, int(seconds // PROGRESS_EVERY_SECONDS) + 1):
         _schedule(room_id, operation_id, urls, index, "progress", at * PROGRESS_EVERY_SECONDS)
 
@@ -83,7 +84,9 @@ def playback_step(*, room_id: str, operation_id: str, urls: list[str], index: in
 class SimEngine(Engine):
     def join(self, *, session_uuid, room_id, muted, operation_id):
         report = {"type": "member.joined", "session_uuid": session_uuid, "room_id": room_id}
-        enqueue_rollback_unsafe("conferences.tasks.sim_report", report, countdown=settings.SIM_JOIN_DELAY_MS / 1000)
+        if not enqueue_rollback_unsafe("conferences.tasks.sim_report", report,
+                                       countdown=settings.SIM_JOIN_DELAY_MS / 1000):
+            raise EngineUnavailable("the simulator cannot schedule the join (broker unavailable)")
 
     def play(self, *, room_id, operation_id, urls, volume):
         _start_file(room_id, operation_id, urls, 0)

@@ -1,5 +1,6 @@
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from .rooms import Room
@@ -62,6 +63,9 @@ class EngineCommand(models.Model):
             models.Index(fields=["room", "id"], condition=Q(status="pending"), name="engine_command_queue"),
             # The claim and the re-drive: what is due, oldest first.
             models.Index(fields=["next_attempt_at", "id"], condition=Q(status="pending"), name="engine_command_due"),
+            # A join waits for its session's earlier commands.
+            models.Index(KT("arguments__session_uuid"), F("id"), condition=Q(status="pending"),
+                         name="engine_command_by_session"),
             # Retention pruning.
             models.Index(fields=["created_at"], name="engine_command_created_at"),
         ]

@@ -3,11 +3,14 @@ thread of a small pool, record the outcomes, claim again, until nothing is due.
 
 The claim, the lease, the wake-ups and the re-drive are the webhook outbox's (`outbox`): a
 room's commands go one at a time in the order they were written, whatever the number of
-workers, and a worker that dies mid-command only delays it until its lease runs out (the
-engine sees the same `command_id` again and can drop the repeat). A command the engine could
-not take is retried with backoff (ENGINE_RETRY_SCHEDULE) and holds its room's queue meanwhile;
-one that finally fails takes its failure path: a join fails with `engine_unavailable`, a play
-with `playback_error`, anything else is recorded in the history.
+workers, and a join also waits for every earlier command of its session (a kick from the room
+it leaves). A worker that dies mid-command only delays it until its lease runs out (the engine
+sees the same `command_id` again and can drop the repeat). A command the engine could not take
+is retried with backoff (ENGINE_RETRY_SCHEDULE) and holds its room's queue meanwhile; a join or
+a play is not sent past its own deadline. One that finally fails takes its failure path in the
+transaction that records it: a join fails with `engine_unavailable`, a play with
+`playback_error`, anything else is recorded in the history; when the engine may have carried it
+out (no answer, 5xx), the engine is told to undo it (a kick, a stop).
 """
 
 import concurrent.futures
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
+from django.db import transaction
 
 from ..engine.base import EngineRejected, get_engine
 from ..models import EngineCommand
@@ -35,7 +39,11 @@ PRECISE_WAKE_LIMIT = 60  # retries due sooner get a timed wake-up; later ones th
 _TABLE = EngineCommand._meta.db_table
 _PENDING = f"'{EngineCommandStatus.PENDING.value}'"
 _FAILED = f"'{EngineCommandStatus.FAILED.value}'"
-_CLAIMABLE = outbox.head_claimable(table=_TABLE, queue=("room_id",), pending=_PENDING)
+_CLAIMABLE = outbox.head_claimable(table=_TABLE, queue=("room_id",), pending=_PENDING) + f"""
+AND NOT (d.command = 'join' AND EXISTS (
+    SELECT 1 FROM {_TABLE} AS earlier
+    WHERE earlier.arguments ->> 'session_uuid' = d.arguments ->> 'session_uuid'
+      AND earlier.status = {_PENDING} AND earlier.id < d.id))"""
 
 CLAIM_SQL = f"""
 WITH chosen AS (
@@ -48,7 +56,7 @@ WITH chosen AS (
 UPDATE {_TABLE} AS d
 SET attempts = d.attempts + 1, lease_expires_at = statement_timestamp() + %(lease)s * interval '1 second'
 FROM chosen WHERE d.id = chosen.id
-RETURNING d.id, d.command, d.arguments, d.attempts
+RETURNING d.id, d.command, d.arguments, d.attempts, d.give_up_at <= statement_timestamp()
 """
 
 # A finish matches its own attempt, so a late one for a command taken over changes nothing. A
@@ -85,24 +93,27 @@ class Claim:
     command: str
     arguments: dict
     attempts: int
+    overdue: bool = False  # past its give-up time: not to be sent any more
 
 
 @dataclass(frozen=True)
 class Result:
-    error: str = ""  # empty: the engine took it
-    final: bool = False  # the engine refused it: no retry
+    error: str | None = None  # None: the engine took it
+    final: bool = False  # no retry: the engine refused it, or it was not sent at all
+    sent: bool = True  # False: the engine never saw it, so there is nothing to undo
 
 
 def lease_seconds() -> float:
-    """Longer than a command's deadline (the http adapter's reads are bounded by it)."""
-    return 3 * settings.ENGINE_TIMEOUT_SECONDS + 10
+    """Longer than a command's absolute deadline, so a live one is never taken over."""
+    return 2 * settings.ENGINE_TIMEOUT_SECONDS + 10
 
 
 def claim(*, limit: int) -> list[Claim]:
     rows = execute_prepared(CLAIM_SQL, {"limit": limit, "lease": lease_seconds()})
     return sorted(
-        (Claim(command_id, command, arguments if isinstance(arguments, dict) else json.loads(arguments), attempts)
-         for command_id, command, arguments, attempts in rows),
+        (Claim(command_id, command, arguments if isinstance(arguments, dict) else json.loads(arguments), attempts,
+               bool(overdue))
+         for command_id, command, arguments, attempts, overdue in rows),
         key=lambda c: c.command_id,
     )
 
@@ -116,54 +127,62 @@ def retry_delay(attempts: int) -> float | None:
 
 
 def execute(claim: Claim) -> Result:
+    if claim.overdue:
+        return Result("not sent: past its deadline", final=True, sent=False)
+    if claim.attempts > len(settings.ENGINE_RETRY_SCHEDULE) + 1:
+        # Tries lost with dead workers used up the schedule: give up rather than loop.
+        return Result("not sent: no tries left", final=True, sent=False)
     try:
         get_engine().execute(claim.command, claim.arguments, command_id=claim.command_id)
     except EngineRejected as exc:
-        return Result(str(exc)[:500], final=True)
+        return Result((str(exc) or type(exc).__name__)[:500], final=True)
     except Exception as exc:  # any failure to hand the command over is the engine's unavailability
         return Result(f"{type(exc).__name__}: {exc}"[:500])
     return Result()
 
 
 def finish(results: list[tuple[Claim, Result]]) -> int:
-    """Record outcomes; failures that are final take their failure path. Returns how many
-    commands finally failed."""
-    retry_in = [None if result.final or not result.error else retry_delay(claim.attempts)
+    """Record outcomes; the commands that finally fail take their failure path in the same
+    transaction. Returns how many finally failed."""
+    retry_in = [None if result.error is None or result.final else retry_delay(claim.attempts)
                 for claim, result in results]
     statuses = [
-        EngineCommandStatus.SENT if not result.error
+        EngineCommandStatus.SENT if result.error is None
         else EngineCommandStatus.PENDING if delay is not None else EngineCommandStatus.FAILED
         for (_, result), delay in zip(results, retry_in)
     ]
-    rows = execute_prepared(FINISH_SQL, {
-        "id": [claim.command_id for claim, _ in results],
-        "attempts": [claim.attempts for claim, _ in results],
-        "status": [str(status) for status in statuses],
-        "retry_in": retry_in,
-        "error": [result.error for _, result in results],
-    })
-    failed = {command_id for command_id, status in rows if status == EngineCommandStatus.FAILED}
-    for claim, result in results:
-        if claim.command_id in failed:
-            _fail(claim, result.error)
+    with transaction.atomic():
+        rows = execute_prepared(FINISH_SQL, {
+            "id": [claim.command_id for claim, _ in results],
+            "attempts": [claim.attempts for claim, _ in results],
+            "status": [str(status) for status in statuses],
+            "retry_in": retry_in,
+            "error": [result.error or "" for _, result in results],
+        })
+        failed = {command_id for command_id, status in rows if status == EngineCommandStatus.FAILED}
+        for claim, result in results:
+            if claim.command_id in failed:
+                _fail(claim, result)
     outbox.wake_later(KIND, [d for d, s in zip(retry_in, statuses) if s == EngineCommandStatus.PENDING],
                       limit=PRECISE_WAKE_LIMIT)
     return len(failed)
 
 
-def _fail(claim: Claim, error: str) -> None:
+def _fail(claim: Claim, result: Result) -> None:
     arguments = claim.arguments
     audit.record(
         actor=ENGINE_ACTOR, action=f"engine.{claim.command}", outcome="engine_unavailable",
         room_id=arguments.get("room_id", ""), session_uuid=arguments.get("session_uuid", ""),
         operation_id=arguments.get("operation_id", ""),
-        detail={"error": error, "attempts": claim.attempts, "command_id": claim.command_id},
+        detail={"error": result.error, "attempts": claim.attempts, "command_id": claim.command_id},
     )
+    # Refused or never sent: the engine did nothing to undo. Otherwise it may have.
+    undo = result.sent and not result.final
     if claim.command == "join":
         members.fail_pending_join(operation_id=arguments["operation_id"], error="engine_unavailable",
-                                  actor=ENGINE_ACTOR)
+                                  actor=ENGINE_ACTOR, tell_engine=undo)
     elif claim.command == "play":
-        playback.fail_dispatch(operation_id=arguments["operation_id"], actor=ENGINE_ACTOR)
+        playback.fail_dispatch(operation_id=arguments["operation_id"], actor=ENGINE_ACTOR, tell_engine=undo)
 
 
 @cache

@@ -154,22 +154,23 @@ def kick(*, actor: Actor, app, room_id: str, session_uuid: str) -> None:
         end_membership_locked(member=member, reason="removed", actor=actor)
 
 
-def end_membership_locked(*, member: Member, reason: str, actor: Actor) -> None:
+def end_membership_locked(*, member: Member, reason: str, actor: Actor, tell_engine: bool = True) -> None:
     """End an active membership; the caller holds the room's row lock.
 
     A joined member leaves with `conference.member.left`; a pending join is cancelled and its
     `command.result` fails with "cancelled" (a member that never joined gets no left event).
+    `tell_engine` is False when the engine is where the leave came from.
     """
-    _end_locked(member, reason=reason, actor=actor)
+    _end_locked(member, reason=reason, actor=actor, tell_engine=tell_engine)
     if member.state == MemberState.FAILED:
         _record_command_result(member_or_session=member, app=member.room.app,
                                operation_id=str(member.join_operation_id), command_uid=member.join_command_uid,
                                command=JOIN, error="cancelled")
 
 
-def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
+def _end_locked(member: Member, *, reason: str, actor: Actor, tell_engine: bool = True) -> None:
     """End the membership; the engine is told to drop the call unless the room is being
-    destroyed (destroy_room covers it) or the engine itself refused the join."""
+    destroyed (destroy_room covers it) or the engine has no call to drop (`tell_engine`)."""
     room, session = member.room, member.session
     member.ended_at = timezone.now()
     member.end_reason = reason
@@ -182,7 +183,7 @@ def _end_locked(member: Member, *, reason: str, actor: Actor) -> None:
     else:
         member.state = MemberState.FAILED
     member.save(update_fields=["state", "ended_at", "end_reason"])
-    if room.destroyed_at is None and reason != "engine_unavailable":
+    if room.destroyed_at is None and tell_engine:
         engine_commands.enqueue("kick", room=room, session_uuid=session.session_uuid, room_id=room.room_id)
     audit.record(
         actor=actor, action="member.end", app_id=room.app.app_id, room_id=room.room_id,
@@ -236,7 +237,7 @@ def engine_member_left(*, actor: Actor, session_uuid: str, room_id: str) -> bool
         member = _locked_membership(session)
         if member is None or member.room.room_id != room_id:
             return False
-        end_membership_locked(member=member, reason="removed", actor=actor)
+        end_membership_locked(member=member, reason="removed", actor=actor, tell_engine=False)
     return True
 
 
@@ -249,7 +250,8 @@ def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bo
             return False
         member = _locked_membership(session)
         if member is not None:
-            end_membership_locked(member=member, reason=reason, actor=actor)
+            # A hang-up left nothing in the engine; an orphan may still be there.
+            end_membership_locked(member=member, reason=reason, actor=actor, tell_engine=reason != "hangup")
         session.state = SessionState.ENDED
         session.ended_at = timezone.now()
         session.save(update_fields=["state", "ended_at"])
@@ -258,16 +260,17 @@ def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bo
     return True
 
 
-def _fail_join(candidates, *, error: str, actor: Actor, due_before=None) -> bool:
-    """Fail the pending join among `candidates` (a Member queryset), if it is still pending."""
+def _fail_join(candidates, *, error: str, actor: Actor, due_before=None, tell_engine: bool = True,
+               skip_locked: bool = True) -> bool:
+    """Fail the pending join among `candidates` (a Member queryset), if it is still pending.
+    Timers and sweeps pass skip_locked: a session busy elsewhere is left to the next one."""
     found = candidates.filter(state=MemberState.JOINING).values_list("pk", "session_id").first()
     if found is None:
         return False
     member_pk, session_pk = found
     with transaction.atomic():
-        # A session busy elsewhere is skipped: the next timer or sweep fires this once it is free.
         session = (
-            CallSession.objects.select_for_update(of=("self",), skip_locked=True)
+            CallSession.objects.select_for_update(of=("self",), skip_locked=skip_locked)
             .select_related("app").filter(pk=session_pk).first()
         )
         if session is None:
@@ -277,7 +280,7 @@ def _fail_join(candidates, *, error: str, actor: Actor, due_before=None) -> bool
             return False
         if due_before is not None and joining.join_deadline_at > due_before:
             return False
-        _end_locked(joining, reason=error, actor=actor)
+        _end_locked(joining, reason=error, actor=actor, tell_engine=tell_engine)
         _record_command_result(member_or_session=joining, app=session.app,
                                operation_id=str(joining.join_operation_id), command_uid=joining.join_command_uid,
                                command=JOIN, error=error)
@@ -290,8 +293,11 @@ def expire_join(*, member_id: int, actor: Actor, now=None) -> bool:
                       due_before=now or timezone.now())
 
 
-def fail_pending_join(*, operation_id: str, error: str, actor: Actor) -> bool:
-    return _fail_join(Member.objects.filter(join_operation_id=operation_id), error=error, actor=actor)
+def fail_pending_join(*, operation_id: str, error: str, actor: Actor, tell_engine: bool) -> bool:
+    """The engine failed the join; `tell_engine` when it may have carried it out anyway. Waits
+    for the session's lock: this runs once, in the transaction that records the failure."""
+    return _fail_join(Member.objects.filter(join_operation_id=operation_id), error=error, actor=actor,
+                      tell_engine=tell_engine, skip_locked=False)
 
 
 def expire_due_joins(*, actor: Actor, now=None, limit: int = 500) -> int:

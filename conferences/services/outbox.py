@@ -68,8 +68,16 @@ AND d.id = (
 
 
 def wake_on_commit(kind: str) -> None:
+    """One wake-up after the current transaction commits, however many rows it adds."""
+    if any(getattr(callback, "outbox_kind", None) == kind for _, callback, _ in connection.run_on_commit):
+        return
+
+    def wake_up():
+        wake(kind)
+
+    wake_up.outbox_kind = kind
     # Robust: the state change has committed; a failed wake-up is the re-drive's to catch up.
-    transaction.on_commit(lambda: wake(kind), robust=True)
+    transaction.on_commit(wake_up, robust=True)
 
 
 def wake(kind: str, *, countdown: float | None = None, force: bool = False) -> None:

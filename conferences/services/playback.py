@@ -214,14 +214,17 @@ def _end_from_engine(*, actor, room_id, operation_id, url, error, message="") ->
     return True
 
 
-def fail_dispatch(*, operation_id: str, actor: Actor) -> bool:
-    """The engine refused the play or could not be reached."""
+def fail_dispatch(*, operation_id: str, actor: Actor, tell_engine: bool) -> bool:
+    """The engine refused the play or could not be reached; `tell_engine` (to stop) when it may
+    have started playing anyway."""
     with transaction.atomic():
         found = _lock_operation(operation_id)
         if found is None:
             return False
         room, operation = found
         _end(operation, room, state=PlaybackState.FAILED, error="playback_error")
+        if tell_engine:
+            engine_commands.enqueue("stop", room=room, room_id=room.room_id, operation_id=operation_id)
         record_event(app=room.app, room=room,
                      payload=webhook_events.play_failed(room, operation_id, operation.urls, "playback_error"))
         audit.record(actor=actor, action="playback.failed", app_id=room.app.app_id, room_id=room.room_id,

@@ -39,12 +39,17 @@ def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: s
         return existing
 
 
+# A session created or seen this close to when a live list was taken may be newer than the
+# list (hosts' clocks differ a little too): the list does not judge it.
+NEWER_THAN_LIST = timedelta(seconds=1)
+
+
 def heartbeat(*, actor: Actor, node: str, live_session_uuids: list[str], taken_at=None) -> int:
-    """Mark the node's listed sessions seen; end the node's other active sessions as orphans.
-    A session created or seen after `taken_at` (when the list was taken; default now) is newer
-    than the list and left alone. Returns how many were orphaned."""
+    """Mark the node's listed sessions seen; end the node's other active sessions as orphans,
+    those created and last seen before the list was taken (`taken_at`, default now). Returns
+    how many were orphaned."""
     now = timezone.now()
-    taken_at = taken_at or now
+    taken_at = (taken_at or now) - NEWER_THAN_LIST
     listed = set(live_session_uuids)
     CallSession.objects.filter(node=node, state=SessionState.ACTIVE, session_uuid__in=listed).update(last_seen_at=now)
     # The list is taken as the truth (SPEC 9): absent means lost.

@@ -108,9 +108,10 @@ def test_volume_is_required(api, room_id):
 @pytest.mark.parametrize(
     "urls",
     [[], "https://x/a.wav", None, [5], ["ftp://x/a.wav"], ["not a url"], ["https://"],
-     ["https://x/" + "a" * 2040], ["https://x/a.wav"] * 129, [["https://x/a.wav"]], ["https://x/a b.wav"]],
+     ["https://x/" + "a" * 2040], ["https://x/a.wav"] * 129, [["https://x/a.wav"]], ["https://x/a b.wav"],
+     ["http://%31%32%37.0.0.1/a.wav"]],
     ids=["empty", "string", "null", "number", "ftp", "no-scheme", "no-host", "too-long", "too-many", "nested",
-         "space"],
+         "space", "percent-encoded-host"],
 )
 def test_play_validation(api, room_id, urls):
     body = assert_error(post(api, room_id, "play", {"urls": urls}), 400, "invalid")
@@ -129,6 +130,18 @@ def test_play_refuses_media_urls_that_reach_private_addresses(api, room_id, url)
     assert api.get(f"/api/v1/conferences/{room_id}").json()["playback_status"] == "stopped"
     with override_settings(MEDIA_ALLOW_PRIVATE=True):
         assert post(api, room_id, "play", {"urls": [url]}).status_code == 200
+
+
+def test_play_refuses_a_media_host_that_cannot_be_checked_in_time(api, room_id, monkeypatch):
+    import socket
+    import time
+
+    from conferences import ssrf
+
+    monkeypatch.setattr(ssrf, "MEDIA_LOOKUP_SECONDS", 0.2)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(1) or [])
+    body = assert_error(post(api, room_id, "play", {"urls": ["https://slow.example.com/a.wav"]}), 400, "invalid")
+    assert "could not be checked in time" in body["detail"]["urls"][0]
 
 
 def test_play_accepts_128_urls_of_2048_characters(api, room_id):

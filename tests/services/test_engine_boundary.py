@@ -102,7 +102,7 @@ def test_live_sessions_answers_are_read_strictly():
                               "rooms": ["r1"]})
     assert state == EngineState(node="abCDE", sessions={"s1": "r1", "s2": None}, rooms=frozenset({"r1"}))
     bare = parse_live_state({"node": "abCDE", "sessions": ["s1"]})
-    assert (bare.sessions, bare.rooms, bare.knows_rooms) == ({"s1": None}, None, False)
+    assert (bare.sessions, bare.rooms) == ({"s1": None}, None)
     for body in ([], {"node": "abc", "sessions": []}, {"node": "abCDE"}, {"node": "abCDE", "sessions": [5]},
                  {"node": "abCDE", "sessions": [{"session_uuid": "s", "room_id": 5}]},
                  {"node": "abCDE", "sessions": [], "rooms": "r1"}):
@@ -136,3 +136,70 @@ def test_engine_http_without_a_command_key_fails_at_start_up():
                                text=True, timeout=60)
     assert completed.returncode != 0
     assert "ENGINE=http needs ENGINE_URL and ENGINE_SECRET" in completed.stderr
+
+
+def test_a_play_the_engine_may_have_started_is_stopped_when_it_fails(tenant, room):
+    play(tenant, room)
+    [claim] = engine_dispatch.claim(limit=1)
+    with override_settings(ENGINE_RETRY_SCHEDULE=[]):
+        assert engine_dispatch.finish([(claim, Result("ReadTimeout: no answer"))]) == 1
+    assert Event.objects.filter(payload__event="conference.play.failed").count() == 1
+    assert [c.command for c in engine_dispatch.claim(limit=10)] == ["stop"]
+
+
+def test_a_command_past_its_deadline_is_not_sent_and_nothing_is_undone(tenant, room):
+    from django.utils import timezone
+
+    play(tenant, room)
+    EngineCommand.objects.update(give_up_at=timezone.now())
+    [claim] = engine_dispatch.claim(limit=1)
+    assert claim.overdue
+    result = engine_dispatch.execute(claim)  # the engine is never called
+    assert (result.sent, result.final) == (False, True)
+    assert engine_dispatch.finish([(claim, result)]) == 1
+    assert Event.objects.filter(payload__event="conference.play.failed").count() == 1
+    assert engine_dispatch.claim(limit=10) == []  # no stop for a play the engine never got
+
+
+def test_a_join_waits_for_its_sessions_earlier_commands_in_another_room(tenant, room):
+    from django.db import transaction
+
+    other = create_room(actor=SYSTEM, app=tenant.app, name="next")
+    session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
+    with transaction.atomic():
+        members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, room_id=room.room_id,
+                     muted=False, command_uid="first")
+    members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
+    members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=session.session_uuid)
+    with transaction.atomic():
+        members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, room_id=other.room_id,
+                     muted=False, command_uid="second")
+
+    sent = []
+    while claims := engine_dispatch.claim(limit=10):
+        sent.append([(c.command, c.arguments["room_id"]) for c in claims])
+        engine_dispatch.finish([(c, Result()) for c in claims])
+    # The next room's join is the head of its own queue from the start, yet goes last.
+    assert sent == [[("join", room.room_id)], [("kick", room.room_id)], [("join", other.room_id)]]
+
+
+def test_one_wake_up_per_transaction_however_many_commands(tenant, room):
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        for volume in (1, 2, 3):
+            playback.set_volume(actor=SYSTEM, app=tenant.app, room_id=room.room_id, volume=volume)
+        kinds = [getattr(callback, "outbox_kind", None) for _, callback, _ in connection.run_on_commit]
+    assert EngineCommand.objects.count() == 3
+    assert kinds.count("engine") == 1
+
+
+def test_the_sim_reports_a_command_it_cannot_carry_out(monkeypatch, tenant, room):
+    from conferences import publish
+    from conferences.engine.base import EngineUnavailable
+
+    monkeypatch.setattr(publish, "_broker_down_until", float("inf"))
+    with pytest.raises(EngineUnavailable):
+        SimEngine().join(session_uuid="s", room_id=room.room_id, muted=False, operation_id="o")
+    with pytest.raises(EngineUnavailable):
+        SimEngine().play(room_id=room.room_id, operation_id="o", urls=["https://x/a.wav"], volume=0)

@@ -181,6 +181,7 @@ def test_ipv6_forms_that_carry_a_private_ipv4_are_refused(address):
 def test_urls_with_control_characters_are_refused():
     assert check_webhook_url("http://a\tb.example.com/") is not None
     assert check_webhook_url("http://93.184.216.34/a b") is not None
+    assert check_webhook_url("http://%31%32%37.0.0.1/hooks") is not None  # decoded by other parsers
 
 
 @pytest.mark.django_db(transaction=True)
