@@ -55,16 +55,10 @@ _ENDPOINT = WebhookEndpoint._meta.db_table
 # A literal, not a parameter: prepared statements' generic plans then use the partial indexes.
 _PENDING = f"'{DeliveryStatus.PENDING.value}'"
 
-# The endpoints with pending deliveries, one index step each (a skip scan): the claim and the
-# re-drive cost what is due on them, not the number of endpoints or the backlog's depth.
-_PENDING_ENDPOINTS = f"""
-pending_endpoint AS (
-    (SELECT endpoint_id FROM {_DELIVERY} WHERE status = {_PENDING} ORDER BY endpoint_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.endpoint_id FROM {_DELIVERY} AS d
-            WHERE d.status = {_PENDING} AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
-    FROM pending_endpoint AS p WHERE p.endpoint_id IS NOT NULL
-)"""
+# The endpoints with pending deliveries (a skip scan): the claim and the re-drive cost what is
+# due on them, not the number of endpoints or the backlog's depth.
+_PENDING_ENDPOINTS = outbox.pending_keys(name="pending_endpoint", table=_DELIVERY, column="endpoint_id",
+                                         pending=_PENDING)
 
 
 def _claimable(ended: str = "") -> str:

@@ -14,6 +14,7 @@ out (no answer, 5xx), the engine is told to undo it (a kick, a stop).
 """
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import random
@@ -44,10 +45,19 @@ AND NOT (d.command = 'join' AND EXISTS (
     SELECT 1 FROM {_TABLE} AS earlier
     WHERE earlier.arguments ->> 'session_uuid' = d.arguments ->> 'session_uuid'
       AND earlier.status = {_PENDING} AND earlier.id < d.id))"""
+# Each room with pending commands (a skip scan), its head, then the claim rule on the heads.
+_HEADS = f"""
+{outbox.pending_keys(name="pending_room", table=_TABLE, column="room_id", pending=_PENDING)},
+head AS (
+    SELECT first.id FROM pending_room AS p
+    CROSS JOIN LATERAL (
+        SELECT h.id FROM {_TABLE} AS h WHERE h.room_id = p.room_id AND h.status = {_PENDING} ORDER BY h.id LIMIT 1
+    ) AS first
+)"""
 
 CLAIM_SQL = f"""
-WITH chosen AS (
-    SELECT d.id FROM {_TABLE} AS d
+WITH RECURSIVE {_HEADS}, chosen AS (
+    SELECT d.id FROM head JOIN {_TABLE} AS d ON d.id = head.id
     WHERE {_CLAIMABLE}
     ORDER BY d.next_attempt_at, d.id
     LIMIT %(limit)s
@@ -84,7 +94,7 @@ WHERE d.id = o.id AND d.status = {_PENDING} AND d.attempts = o.attempts
 RETURNING d.id, d.status
 """
 
-DUE_SQL = f"SELECT EXISTS (SELECT 1 FROM {_TABLE} AS d WHERE {_CLAIMABLE})"
+DUE_SQL = f"WITH RECURSIVE {_HEADS} SELECT EXISTS (SELECT 1 FROM head JOIN {_TABLE} AS d ON d.id = head.id WHERE {_CLAIMABLE})"
 
 
 @dataclass(frozen=True)
@@ -151,7 +161,9 @@ def finish(results: list[tuple[Claim, Result]]) -> int:
         else EngineCommandStatus.PENDING if delay is not None else EngineCommandStatus.FAILED
         for (_, result), delay in zip(results, retry_in)
     ]
-    with transaction.atomic():
+    # The common case (all taken) is one statement; failures share a transaction with their paths.
+    failing = any(result.error is not None for _, result in results)
+    with transaction.atomic() if failing else contextlib.nullcontext():
         rows = execute_prepared(FINISH_SQL, {
             "id": [claim.command_id for claim, _ in results],
             "attempts": [claim.attempts for claim, _ in results],

@@ -51,6 +51,20 @@ ON CONFLICT (kind) DO NOTHING RETURNING 1
 LOWER_SQL = f"UPDATE {_TABLE} SET requested_at = NULL WHERE kind = %(kind)s AND requested_at IS NOT NULL"
 
 
+def pending_keys(*, name: str, table: str, column: str, pending: str) -> str:
+    """A recursive CTE `name(column)` listing the distinct `column` values of pending rows, one
+    index step each (a skip scan): a claim then costs what is queued per key, not the depth of
+    the backlog."""
+    return f"""
+{name} AS (
+    (SELECT {column} FROM {table} WHERE status = {pending} ORDER BY {column} LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.{column} FROM {table} AS d
+            WHERE d.status = {pending} AND d.{column} > p.{column} ORDER BY d.{column} LIMIT 1)
+    FROM {name} AS p WHERE p.{column} IS NOT NULL
+)"""
+
+
 def head_claimable(*, table: str, queue: tuple[str, ...], pending: str, ended: str = "") -> str:
     """The claim rule, for rows aliased `d`: pending, due, not held by a live lease, and the head
     of its queue (the lowest pending id among rows with the same `queue` columns). `ended` is
