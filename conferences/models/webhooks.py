@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
@@ -5,9 +7,21 @@ from django.utils import timezone
 from .tenants import App
 
 
+def mint_endpoint_id() -> str:
+    return f"ep_{uuid.uuid4().hex}"
+
+
+class WebhookEndpointQuerySet(models.QuerySet):
+    def current(self):
+        """Not deleted: what the app sees and manages (staff see the deleted ones too)."""
+        return self.filter(deleted_at__isnull=True)
+
+
 class WebhookEndpoint(models.Model):
+    endpoint_id = models.CharField(max_length=35, unique=True, default=mint_endpoint_id, editable=False)
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=200, blank=True)
     secret = models.CharField(max_length=100)
     # During rotation the previous secret keeps signing until it expires (several signatures).
     previous_secret = models.CharField(max_length=100, blank=True)
@@ -17,12 +31,35 @@ class WebhookEndpoint(models.Model):
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Deleted by the app: gone from the API, disabled, its delivery history kept for staff.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookEndpointQuerySet.as_manager()
 
     class Meta:
         verbose_name = "webhook endpoint"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(deleted_at__isnull=True) | models.Q(enabled=False), name="endpoint_deleted_is_disabled"
+            ),
+        ]
+        indexes = [
+            # An app's endpoints, newest first (the API's list and its 10-endpoint limit).
+            models.Index(fields=["app", "-id"], condition=models.Q(deleted_at__isnull=True), name="endpoint_current_by_app"),
+        ]
 
     def __str__(self) -> str:
         return self.url
+
+
+QUEUE_POSITION_SEQUENCE = "conferences_delivery_queue_position_seq"
+
+
+class NextQueuePosition(models.Func):
+    """The next value of the queue-position sequence (a delivery's place in its queue)."""
+
+    template = f"nextval('{QUEUE_POSITION_SEQUENCE}')"
+    output_field = models.BigIntegerField()
 
 
 class DeliveryStatus(models.TextChoices):
@@ -33,7 +70,9 @@ class DeliveryStatus(models.TextChoices):
 
 class Delivery(models.Model):
     """One event to one endpoint. Deliveries sharing (endpoint, ordering_key) form a queue that
-    is sent head first: the lowest pending id.
+    is sent head first: the lowest pending `queue_position`. A position is taken from a sequence
+    when the delivery is written (in the order of its room's events) and again when it is sent
+    once more (redelivery, recovery), so what is re-queued goes after what is pending.
 
     A claim only sets the lease and the counters, never `status` or an indexed column, so
     PostgreSQL updates the row in place (HOT) without touching the indexes: the send path
@@ -46,6 +85,7 @@ class Delivery(models.Model):
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     ordering_key = models.CharField(max_length=80)
+    queue_position = models.BigIntegerField(db_default=NextQueuePosition())
     status = models.CharField(max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     # Attempts in the current round; a redelivery starts a new round.
     attempts = models.PositiveIntegerField(default=0)
@@ -65,10 +105,10 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_endpoint"),
         ]
         indexes = [
-            # The head of a queue: lowest pending id for (endpoint, ordering_key); a queue's tail
-            # (fan-out); the endpoints that have pending deliveries (the claim's skip scan).
+            # The head of a queue: lowest pending position for (endpoint, ordering_key); a queue's
+            # tail (fan-out); the endpoints that have pending deliveries (the claim's skip scan).
             models.Index(
-                fields=["endpoint", "ordering_key", "id"],
+                fields=["endpoint", "ordering_key", "queue_position"],
                 condition=models.Q(status="pending"),
                 name="delivery_pending_queue",
             ),

@@ -62,7 +62,8 @@ _PENDING_ENDPOINTS = outbox.pending_keys(name="pending_endpoint", table=_DELIVER
 
 
 def _claimable(ended: str = "") -> str:
-    return outbox.head_claimable(table=_DELIVERY, queue=("endpoint_id", "ordering_key"), pending=_PENDING, ended=ended)
+    return outbox.head_claimable(table=_DELIVERY, queue=("endpoint_id", "ordering_key"), pending=_PENDING,
+                                 ended=ended, position="queue_position")
 
 
 # Up to its free slots from each enabled endpoint, oldest due first; then the attempt rows.
@@ -130,12 +131,13 @@ outcome AS (
         last_status_code = o.code, last_error = o.error
     FROM outcome AS o
     WHERE d.id = o.delivery_id AND d.status = {_PENDING} AND d.total_attempts = o.number
-    RETURNING d.id, d.endpoint_id, d.ordering_key, d.status, d.next_attempt_at
+    RETURNING d.id, d.endpoint_id, d.ordering_key, d.queue_position, d.status, d.next_attempt_at
 ), held AS (
     UPDATE {_DELIVERY} AS later SET next_attempt_at = f.next_attempt_at
     FROM finished AS f
     WHERE f.status = {_PENDING} AND later.endpoint_id = f.endpoint_id AND later.ordering_key = f.ordering_key
-      AND later.status = {_PENDING} AND later.id > f.id AND later.next_attempt_at < f.next_attempt_at
+      AND later.status = {_PENDING} AND later.queue_position > f.queue_position
+      AND later.next_attempt_at < f.next_attempt_at
 )"""
 FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT id FROM finished"
 # The hot path's one round trip: outcomes recorded and the next heads claimed together. The

@@ -1,11 +1,13 @@
-"""Webhook endpoints and what staff or apps do with their deliveries: create, rotate the
-secret, disable, enable, redeliver one delivery, recover the failures since a time."""
+"""Webhook endpoints and what staff or apps do with them and their deliveries: create, change,
+delete, rotate the secret, disable, enable, redeliver one delivery, recover the failures since
+a time. The API and the admin call these alike."""
 
 import base64
 import secrets
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -13,43 +15,111 @@ from ..actors import Actor
 from ..errors import Conflict, ServiceError
 from ..event_schema import event_schemas
 from ..models import App, Delivery, WebhookEndpoint
-from ..models.webhooks import DeliveryStatus
+from ..models.webhooks import QUEUE_POSITION_SEQUENCE, DeliveryStatus
 from ..ssrf import check_webhook_url
 from . import audit, outbox
 
 ROTATION_GRACE = timedelta(hours=24)
+MAX_ENDPOINTS = 10  # per app (SPEC 8a)
+MAX_DESCRIPTION = 200
 
 
 def mint_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def validate_endpoint(*, url: str, event_types: list[str]) -> None:
+def validate_endpoint(*, url: str | None = None, event_types: list[str] | None = None) -> None:
+    """The rules of an endpoint's URL (scheme, length, the SSRF rule) and event filter (distinct
+    names of the schema's events); ServiceError (400) naming each field that breaks them."""
     problems = {}
-    if reason := check_webhook_url(url):
-        problems["url"] = [reason]
-    unknown = sorted(set(event_types) - set(event_schemas()))
-    if unknown:
-        problems["event_types"] = [f"Unknown event types: {', '.join(unknown)}"]
+    if url is not None:
+        if len(url) > 2048:
+            problems["url"] = ["Ensure this field has no more than 2048 characters."]
+        elif reason := check_webhook_url(url):
+            problems["url"] = [reason]
+    if event_types is not None:
+        if unknown := sorted(set(event_types) - set(event_schemas())):
+            problems["event_types"] = [f"Unknown event types: {', '.join(unknown)}"]
+        elif len(set(event_types)) != len(event_types):
+            problems["event_types"] = ["Event types must be distinct."]
     if problems:
         raise ServiceError(f"Invalid webhook endpoint: {next(iter(problems.values()))[0]}", detail=problems)
 
 
-def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] | None = None) -> WebhookEndpoint:
+def _recorded_url(url: str) -> str:
+    return url.split("?", 1)[0]  # a query may hold a token
+
+
+def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] | None = None,
+                    description: str = "") -> WebhookEndpoint:
+    """A new endpoint with a new secret; at most MAX_ENDPOINTS per app (409 endpoint_limit)."""
     event_types = event_types or []
     validate_endpoint(url=url, event_types=event_types)
     with transaction.atomic():
+        App.objects.select_for_update().filter(pk=app.pk).first()  # one count at a time per app
+        if WebhookEndpoint.objects.current().filter(app=app).count() >= MAX_ENDPOINTS:
+            raise Conflict(f"An app has at most {MAX_ENDPOINTS} webhook endpoints", code="endpoint_limit")
         endpoint = WebhookEndpoint.objects.create(
-            app=app, url=url, secret=mint_webhook_secret(), event_types=event_types
+            app=app, url=url, secret=mint_webhook_secret(), event_types=event_types, description=description
         )
         audit.record(
             actor=actor,
             action="webhook_endpoint.create",
             app_id=app.app_id,
-            request={"url": url.split("?", 1)[0], "event_types": event_types},  # a query may hold a token
-            detail={"endpoint_id": endpoint.pk},
+            request={"url": _recorded_url(url), "event_types": event_types, "description": description},
+            detail={"endpoint_id": endpoint.endpoint_id},
         )
     return endpoint
+
+
+def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None = None,
+                    event_types: list[str] | None = None, description: str | None = None,
+                    enabled: bool | None = None) -> WebhookEndpoint:
+    """Change what is given. Enabling clears the disabled reason (new events queue again);
+    disabling fails what waits, as a staff disable does."""
+    validate_endpoint(url=url, event_types=event_types)
+    with transaction.atomic():
+        endpoint = _lock(endpoint)
+        changes = {name: value for name, value in
+                   (("url", url), ("event_types", event_types), ("description", description))
+                   if value is not None}
+        for name, value in changes.items():
+            setattr(endpoint, name, value)
+        if changes:
+            endpoint.save(update_fields=list(changes))
+        if enabled is True and not endpoint.enabled:
+            enable_endpoint(actor=actor, endpoint=endpoint)
+        elif enabled is False and endpoint.enabled:
+            disable_endpoint(actor=actor, endpoint=endpoint, reason="disabled by the app")
+        audit.record(
+            actor=actor, action="webhook_endpoint.update", app_id=endpoint.app.app_id,
+            request={**changes, **({"url": _recorded_url(url)} if url else {}),
+                     **({} if enabled is None else {"enabled": enabled})},
+            detail={"endpoint_id": endpoint.endpoint_id},
+        )
+    return endpoint
+
+
+def delete_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
+    """Gone for the app: disabled, what waits fails ("endpoint deleted"), its delivery history
+    kept for staff."""
+    with transaction.atomic():
+        endpoint = _lock(endpoint)
+        endpoint.enabled, endpoint.disabled_reason, endpoint.deleted_at = False, "deleted", timezone.now()
+        endpoint.save(update_fields=["enabled", "disabled_reason", "deleted_at"])
+        failed = _fail_waiting(endpoint, "endpoint deleted")
+        audit.record(actor=actor, action="webhook_endpoint.delete", app_id=endpoint.app.app_id,
+                     detail={"endpoint_id": endpoint.endpoint_id, "deliveries_failed": failed})
+
+
+def _lock(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.select_for_update(of=("self",)).select_related("app").get(pk=endpoint.pk)
+
+
+def _fail_waiting(endpoint: WebhookEndpoint, error: str) -> int:
+    return Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED, completed_at=Now(), last_error=error
+    )
 
 
 def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta = ROTATION_GRACE) -> str:
@@ -64,7 +134,8 @@ def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta =
             actor=actor,
             action="webhook_endpoint.rotate_secret",
             app_id=endpoint.app.app_id,
-            detail={"endpoint_id": endpoint.pk, "previous_valid_until": endpoint.previous_secret_expires_at.isoformat()},
+            detail={"endpoint_id": endpoint.endpoint_id,
+                    "previous_valid_until": endpoint.previous_secret_expires_at.isoformat()},
         )
     return endpoint.secret
 
@@ -73,24 +144,23 @@ def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) ->
     """Stop sending to an endpoint; its waiting deliveries fail (they can be redelivered)."""
     with transaction.atomic():
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason)
-        failed = Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
-            status=DeliveryStatus.FAILED, completed_at=Now(), last_error="endpoint disabled"
-        )
+        failed = _fail_waiting(endpoint, "endpoint disabled")
         audit.record(
             actor=actor,
             action="webhook_endpoint.disable",
             app_id=endpoint.app.app_id,
-            detail={"endpoint_id": endpoint.pk, "reason": reason, "deliveries_failed": failed},
+            detail={"endpoint_id": endpoint.endpoint_id, "reason": reason, "deliveries_failed": failed},
         )
     endpoint.enabled, endpoint.disabled_reason = False, reason
 
 
 def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=True, disabled_reason="")
+        if not WebhookEndpoint.objects.current().filter(pk=endpoint.pk).update(enabled=True, disabled_reason=""):
+            raise Conflict("The endpoint was deleted", code="endpoint_deleted")
         audit.record(
             actor=actor, action="webhook_endpoint.enable", app_id=endpoint.app.app_id,
-            detail={"endpoint_id": endpoint.pk},
+            detail={"endpoint_id": endpoint.endpoint_id},
         )
     endpoint.enabled, endpoint.disabled_reason = True, ""
 
@@ -100,33 +170,57 @@ def _refuse_disabled(endpoint: WebhookEndpoint) -> None:
         raise Conflict("The endpoint is disabled; enable it first", code="endpoint_disabled")
 
 
+_DELIVERY = Delivery._meta.db_table
+# New places at the tails of their queues, in the order given; not due before the tail (a
+# queue held by a retry stays held).
+REOPEN_SQL = f"""
+UPDATE {_DELIVERY} AS d
+SET status = 'pending', attempts = 0, completed_at = NULL, lease_expires_at = NULL, queue_position = r.position,
+    next_attempt_at = GREATEST(statement_timestamp(), (
+        SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
+        WHERE tail.endpoint_id = d.endpoint_id AND tail.ordering_key = d.ordering_key AND tail.status = 'pending'
+        ORDER BY tail.queue_position DESC LIMIT 1))
+FROM unnest(%(ids)s::bigint[], %(positions)s::bigint[]) AS r(id, position)
+WHERE d.id = r.id
+"""
+
+
 def _reopen(deliveries) -> int:
-    """Pending again with a new round of retries; the dispatcher is woken after commit."""
-    ids = list(deliveries.select_for_update().values_list("pk", flat=True))
-    Delivery.objects.filter(pk__in=ids).update(
-        status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=Now(), completed_at=None, lease_expires_at=None,
-    )
-    if ids:
-        outbox.wake_on_commit("webhooks")
+    """Pending again with a new round of retries, each after whatever of its queue is pending
+    now, in their original order; the dispatcher is woken after commit."""
+    ids = list(deliveries.select_for_update().order_by("queue_position").values_list("pk", flat=True))
+    if not ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval('{QUEUE_POSITION_SEQUENCE}') FROM generate_series(1, %s)", [len(ids)])
+        positions = sorted(position for (position,) in cursor.fetchall())
+        cursor.execute(REOPEN_SQL, {"ids": ids, "positions": positions})
+    outbox.wake_on_commit("webhooks")
     return len(ids)
 
 
 def redeliver(*, actor: Actor, delivery: Delivery) -> None:
-    """Send a delivered or failed delivery again, with a new round of retries."""
+    """Send a delivered or failed delivery again, under the same webhook-id, with a new round of
+    retries, after whatever of its queue is pending now; a pending one is 409."""
     _refuse_disabled(delivery.endpoint)
     with transaction.atomic():
-        reopened = _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PENDING))
+        if not _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PENDING)):
+            raise Conflict("The delivery is pending already", code="delivery_pending")
         audit.record(
             actor=actor,
             action="webhook_delivery.redeliver",
-            outcome="ok" if reopened else "already_open",
             app_id=delivery.endpoint.app.app_id,
-            detail={"delivery_id": delivery.pk, "endpoint_id": delivery.endpoint_id},
+            detail={"delivery_id": delivery.pk, "endpoint_id": delivery.endpoint.endpoint_id},
         )
 
 
 def redeliver_failed(*, actor: Actor, endpoint: WebhookEndpoint, since: datetime) -> int:
-    """Send again every failed delivery of an endpoint created since `since`."""
+    """Send again every failed delivery of an endpoint created since `since`, in their original
+    order, after whatever of their queues is pending now."""
+    now = timezone.now()
+    if since > now or since < now - timedelta(days=settings.WEBHOOK_ATTEMPT_RETENTION_DAYS):
+        raise ServiceError("`since` must be in the past, within the retention period", detail={"since": [
+            f"Must be in the past and within {settings.WEBHOOK_ATTEMPT_RETENTION_DAYS:g} days."]})
     _refuse_disabled(endpoint)
     with transaction.atomic():
         count = _reopen(Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since))
@@ -134,6 +228,6 @@ def redeliver_failed(*, actor: Actor, endpoint: WebhookEndpoint, since: datetime
             actor=actor,
             action="webhook_delivery.redeliver_failed",
             app_id=endpoint.app.app_id,
-            detail={"endpoint_id": endpoint.pk, "since": since.isoformat(), "count": count},
+            detail={"endpoint_id": endpoint.endpoint_id, "since": since.isoformat(), "count": count},
         )
     return count

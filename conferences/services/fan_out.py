@@ -1,7 +1,8 @@
 """Fan-out: an event's deliveries, written in the state change's transaction (the outbox).
 
 A queue is the deliveries of one (endpoint, ordering key); it is sent head first (its lowest
-pending id), so one room's events reach an endpoint in order while rooms proceed in parallel.
+pending position, taken in the order of the room's events), so one room's events reach an
+endpoint in order while rooms proceed in parallel.
 """
 
 from ..models import Delivery, Event, WebhookEndpoint
@@ -26,11 +27,11 @@ SELECT new.event_id, ep.id, new.ordering_key, {_PENDING}, 0, 0,
            SELECT head.next_attempt_at FROM {_DELIVERY} AS head
            WHERE head.endpoint_id = ep.id AND head.ordering_key = new.ordering_key
              AND head.status = {_PENDING}
-           ORDER BY head.id LIMIT 1), (
+           ORDER BY head.queue_position LIMIT 1), (
            SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
            WHERE tail.endpoint_id = ep.id AND tail.ordering_key = new.ordering_key
              AND tail.status = {_PENDING}
-           ORDER BY tail.id DESC LIMIT 1)),
+           ORDER BY tail.queue_position DESC LIMIT 1)),
        statement_timestamp(), ''
 FROM unnest(%(events)s::bigint[], %(apps)s::bigint[], %(types)s::text[], %(keys)s::text[]) WITH ORDINALITY
      AS new(event_id, app_id, event_type, ordering_key, position)

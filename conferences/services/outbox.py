@@ -65,10 +65,11 @@ def pending_keys(*, name: str, table: str, column: str, pending: str) -> str:
 )"""
 
 
-def head_claimable(*, table: str, queue: tuple[str, ...], pending: str, ended: str = "") -> str:
+def head_claimable(*, table: str, queue: tuple[str, ...], pending: str, ended: str = "", position: str = "id") -> str:
     """The claim rule, for rows aliased `d`: pending, due, not held by a live lease, and the head
-    of its queue (the lowest pending id among rows with the same `queue` columns). `ended` is
-    SQL that leaves out the heads the same statement ends, which no longer hold their queue."""
+    of its queue (the lowest pending `position` among rows with the same `queue` columns).
+    `ended` is SQL that leaves out the heads the same statement ends, which no longer hold their
+    queue."""
     same_queue = " AND ".join(f"head.{column} = d.{column}" for column in queue)
     return f"""
 d.status = {pending} AND d.next_attempt_at <= statement_timestamp()
@@ -78,7 +79,7 @@ AND d.id = (
     SELECT head.id FROM {table} AS head
     WHERE {same_queue} AND head.status = {pending}
       {ended}
-    ORDER BY head.id LIMIT 1)"""
+    ORDER BY head.{position} LIMIT 1)"""
 
 
 def wake_on_commit(kind: str) -> None:

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conferences.actors import Actor
-from conferences.errors import ServiceError
+from conferences.errors import Conflict, ServiceError
 from conferences.models import AuditEntry, Delivery, DeliveryAttempt, EngineCommand, Event, Room, WebhookEndpoint
 from conferences.services import delivery_dispatch, endpoints, retention
 from conferences.services.endpoints import create_endpoint
@@ -243,7 +243,7 @@ def test_a_delivery_whose_attempts_were_lost_gives_up(tenant, endpoint):
 
 
 def test_the_claim_takes_the_lowest_pending_delivery_of_a_queue(tenant, endpoint):
-    """Even an older event redelivered while a later one was in flight goes next."""
+    """The head is the lowest pending position, whatever the order rows became pending in."""
     room = create_room(actor=SYSTEM, app=tenant.app, name="q")
     from conferences import webhook_events
     from conferences.services.events import record_event
@@ -255,7 +255,7 @@ def test_the_claim_takes_the_lowest_pending_delivery_of_a_queue(tenant, endpoint
     [claim] = delivery_dispatch.claim(limit=10)
     assert claim.delivery_id == first_claimed.pk
     assert delivery_dispatch.claim(limit=10) == []  # one in flight per queue
-    Delivery.objects.filter(pk=oldest.pk).update(status="pending")  # staff redelivered it meanwhile
+    Delivery.objects.filter(pk=oldest.pk).update(status="pending")  # pending again, at its old place
     [outcome] = delivery_dispatch.finish([(claim, SendResult(200, "", "", 3))])
     assert outcome.status == "delivered"
     [following] = delivery_dispatch.claim(limit=10)
@@ -289,6 +289,59 @@ def test_a_redelivery_starts_a_new_round_with_new_attempt_numbers(tenant, endpoi
     assert (second.attempt_number, second.number) == (1, 2)
     delivery_dispatch.finish([(first, SendResult(500, "", "", 3))])  # the old attempt cannot touch the new round
     assert Delivery.objects.get().lease_expires_at is not None
+
+
+def _queue_of(tenant, name: str, events: int) -> list[Delivery]:
+    """A room's deliveries to the endpoint: conference.created, then `events` more."""
+    from conferences import webhook_events
+    from conferences.services.events import record_event
+
+    room = create_room(actor=SYSTEM, app=tenant.app, name=name)
+    for n in range(events):
+        record_event(app=tenant.app, room=room, payload=webhook_events.play_stopped(room, f"op-{n}"))
+    return list(Delivery.objects.filter(ordering_key=room.room_id).order_by("id"))
+
+
+def _drain() -> list[int]:
+    """Send everything due, each answered 200; the delivery ids in the order they went."""
+    sent = []
+    while claims := delivery_dispatch.claim(limit=100):
+        sent += [claim.delivery_id for claim in claims]
+        delivery_dispatch.finish([(claim, SendResult(200, "", "", 3)) for claim in claims])
+    return sent
+
+
+def _end(deliveries, status: str) -> None:
+    Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(status=status, completed_at=timezone.now())
+
+
+def test_a_redelivery_goes_after_what_its_queue_has_pending(tenant, endpoint):
+    d0, d1, d2, d3 = _queue_of(tenant, "redo-order", 3)
+    _end([d0, d1], "delivered")  # d2 and d3 still wait (their receiver was down)
+    endpoints.redeliver(actor=SYSTEM, delivery=d0)
+    with pytest.raises(Conflict) as refused:
+        endpoints.redeliver(actor=SYSTEM, delivery=d0)  # queued already
+    assert refused.value.code == "delivery_pending"
+    assert _drain() == [d2.pk, d3.pk, d0.pk]
+
+
+def test_recovery_requeues_failures_in_their_original_order_after_what_is_pending(tenant, endpoint):
+    a0, a1, a2, a3, a4 = _queue_of(tenant, "recover-a", 4)
+    b0, b1 = _queue_of(tenant, "recover-b", 1)
+    _end([a0, a1, a3, b0], "failed")
+    _end([a2], "delivered")  # a4 and b1 still wait
+    assert endpoints.redeliver_failed(actor=SYSTEM, endpoint=endpoint,
+                                      since=timezone.now() - timedelta(hours=1)) == 4
+    sent = _drain()
+    assert [pk for pk in sent if pk in {a0.pk, a1.pk, a3.pk, a4.pk}] == [a4.pk, a0.pk, a1.pk, a3.pk]
+    assert [pk for pk in sent if pk in {b0.pk, b1.pk}] == [b1.pk, b0.pk]
+
+
+@pytest.mark.parametrize("since", [timedelta(minutes=-1), timedelta(days=31)], ids=["future", "past-retention"])
+def test_recovery_since_a_time_outside_the_retention_period_is_refused(tenant, endpoint, since):
+    with pytest.raises(ServiceError) as refused:
+        endpoints.redeliver_failed(actor=SYSTEM, endpoint=endpoint, since=timezone.now() - since)
+    assert list(refused.value.detail) == ["since"]
 
 
 def test_each_endpoint_has_at_most_its_cap_in_flight(make_tenant):
