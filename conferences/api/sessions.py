@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from .. import selectors
 from ..fields import StrictBooleanField, StrictCharField
@@ -32,62 +32,6 @@ class AcceptedOutput(serializers.Serializer):
     timeout_ms = serializers.IntegerField()
 
 
-COMMANDS = {
-    # command: (input, service call)
-    "join": (JoinInput, lambda data, **kw: members.join(room_id=data["room_id"], muted=data["muted"], **kw)),
-    "leave": (CommandInput, lambda data, **kw: members.leave(**kw)),
-    "mute": (CommandInput, lambda data, **kw: members.set_muted(muted=True, **kw)),
-    "unmute": (CommandInput, lambda data, **kw: members.set_muted(muted=False, **kw)),
-}
-
-
-class SessionCommandApi(APIView):
-    command = ""
-
-    def post(self, request, session_uuid: str):
-        input_class, perform = COMMANDS[self.command]
-        data = input_class(data=request.data)
-        data.is_valid(raise_exception=True)
-        actor = actor_of(request)
-        body = run_command(
-            actor=actor,
-            app=request.user,
-            session_uuid=session_uuid,
-            command=f"conference/{self.command}",
-            command_uid=data.validated_data.get("command_uid"),
-            request=dict(data.validated_data),
-            perform=lambda command_uid: perform(
-                data.validated_data, actor=actor, app=request.user, session_uuid=session_uuid, command_uid=command_uid
-            ),
-        )
-        return Response(body, status=status.HTTP_202_ACCEPTED)
-
-
-def command_view(command: str, input_class):
-    description = {
-        "join": "Put the session into a room. The member is `joining` until the engine confirms "
-        "(`conference.member.joined`); no confirmation within JOIN_TIMEOUT_SECONDS fails the join "
-        "(`command.result` with `error: \"timeout\"`). 409 `already_in_conference` names the room.",
-        "leave": "Take the session out of its room (`conference.member.left`, reason `removed`). "
-        "409 `not_in_conference` unless joined.",
-        "mute": "Mute the member (`conference.member.muted` when it changes). 409 `not_in_conference` unless joined.",
-        "unmute": "Unmute the member (`conference.member.unmuted` when it changes). "
-        "409 `not_in_conference` unless joined.",
-    }[command]
-    def post(self, request, session_uuid: str):
-        return SessionCommandApi.post(self, request, session_uuid)
-
-    view = type(f"Session{command.title()}Api", (SessionCommandApi,), {"command": command, "post": post})
-    view.post = extend_schema(
-        operation_id=f"sessions_conference_{command}",
-        request=input_class,
-        responses={202: AcceptedOutput},
-        description=description + " The outcome also arrives as a `command.result` event; a repeated "
-        "`command_uid` within 24 h returns the first response and runs nothing.",
-    )(post)
-    return view.as_view()
-
-
 class SessionOutput(serializers.Serializer):
     session_uuid = serializers.CharField()
     caller_id = serializers.CharField()
@@ -96,18 +40,79 @@ class SessionOutput(serializers.Serializer):
     muted = serializers.BooleanField()
 
 
-class SessionDetailApi(APIView):
+COMMAND_NOTE = (" The outcome also arrives as a `command.result` event; a repeated `command_uid` within 24 h "
+                "returns the first response and runs nothing.")
+
+
+def _command_schema(command: str, request, description: str):
+    return extend_schema(operation_id=f"sessions_conference_{command}", request=request,
+                         responses={202: AcceptedOutput}, description=description + COMMAND_NOTE)
+
+
+class SessionViewSet(viewsets.ViewSet):
+    """Sessions of the calling app and the four conference commands; thin over the services."""
+
+    lookup_field = "session_uuid"
+    lookup_value_regex = "[^/]+"
+
     @extend_schema(operation_id="sessions_retrieve", responses={200: SessionOutput})
-    def get(self, request, session_uuid: str):
+    def retrieve(self, request, session_uuid: str):
         session, member = selectors.session_with_membership(app=request.user, session_uuid=session_uuid)
-        return Response(
-            SessionOutput(
-                {
-                    "session_uuid": session.session_uuid,
-                    "caller_id": session.caller_id,
-                    "state": session.state,
-                    "room_id": member.room.room_id if member else None,
-                    "muted": member.muted if member else False,
-                }
-            ).data
+        return Response(SessionOutput({
+            "session_uuid": session.session_uuid,
+            "caller_id": session.caller_id,
+            "state": session.state,
+            "room_id": member.room.room_id if member else None,
+            "muted": member.muted if member else False,
+        }).data)
+
+    @_command_schema("join", JoinInput,
+                     "Put the session into a room. The member is `joining` until the engine confirms "
+                     "(`conference.member.joined`); no confirmation within JOIN_TIMEOUT_SECONDS fails the join "
+                     "(`command.result` with `error: \"timeout\"`). 409 `already_in_conference` names the room.")
+    @action(detail=True, methods=["post"], url_path="commands/conference/join")
+    def join(self, request, session_uuid: str):
+        return self._run(request, session_uuid, "join", JoinInput, lambda data, **kw: members.join(
+            room_id=data["room_id"], muted=data["muted"], **kw))
+
+    @_command_schema("leave", CommandInput,
+                     "Take the session out of its room (`conference.member.left`, reason `removed`). "
+                     "409 `not_in_conference` unless joined.")
+    @action(detail=True, methods=["post"], url_path="commands/conference/leave")
+    def leave(self, request, session_uuid: str):
+        return self._run(request, session_uuid, "leave", CommandInput, lambda data, **kw: members.leave(**kw))
+
+    @_command_schema("mute", CommandInput,
+                     "Mute the member (`conference.member.muted` when it changes). 409 `not_in_conference` "
+                     "unless joined.")
+    @action(detail=True, methods=["post"], url_path="commands/conference/mute")
+    def mute(self, request, session_uuid: str):
+        return self._run(request, session_uuid, "mute", CommandInput,
+                         lambda data, **kw: members.set_muted(muted=True, **kw))
+
+    @_command_schema("unmute", CommandInput,
+                     "Unmute the member (`conference.member.unmuted` when it changes). 409 `not_in_conference` "
+                     "unless joined.")
+    @action(detail=True, methods=["post"], url_path="commands/conference/unmute")
+    def unmute(self, request, session_uuid: str):
+        return self._run(request, session_uuid, "unmute", CommandInput,
+                         lambda data, **kw: members.set_muted(muted=False, **kw))
+
+    @staticmethod
+    def _run(request, session_uuid: str, command: str, input_class, perform) -> Response:
+        """Validate, then run the command once per `command_uid` (services.commands)."""
+        data = input_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor = actor_of(request)
+        body = run_command(
+            actor=actor,
+            app=request.user,
+            session_uuid=session_uuid,
+            command=f"conference/{command}",
+            command_uid=data.validated_data.get("command_uid"),
+            request=dict(data.validated_data),
+            perform=lambda command_uid: perform(
+                data.validated_data, actor=actor, app=request.user, session_uuid=session_uuid, command_uid=command_uid
+            ),
         )
+        return Response(AcceptedOutput(body).data, status=status.HTTP_202_ACCEPTED)
