@@ -1,21 +1,45 @@
 """Strict JSON types (SPEC section 3): no coercion between strings, numbers and booleans."""
 
+import re
+from datetime import datetime
+
 from rest_framework import serializers
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string (DRF's CharField refuses NUL characters and lone surrogates)."""
+    """A JSON string (DRF's CharField refuses NUL characters and lone surrogates). With
+    `pattern` (a regular expression the whole string must match, written so that it means the
+    same in Python and in JSON Schema), the schema declares it too."""
 
     default_error_messages = {"invalid": "Must be a string."}
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, pattern: str | None = None, pattern_message: str = "Invalid value.", **kwargs):
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
+        self.pattern = pattern
+        if pattern is not None:
+            whole = re.compile(pattern)
+
+            def match_whole(value: str) -> None:
+                if not whole.fullmatch(value):
+                    raise serializers.ValidationError(pattern_message)
+
+            self.validators.append(match_whole)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class DistinctListField(serializers.ListField):
+    """A list whose items are distinct (`uniqueItems` in the schema)."""
+
+    def to_internal_value(self, data):
+        items = super().to_internal_value(data)
+        if len(set(map(repr, items))) != len(items):
+            raise serializers.ValidationError("Items must be distinct.")
+        return items
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -35,3 +59,19 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
+
+
+class Rfc3339Field(serializers.DateTimeField):
+    """An RFC 3339 date-time string, offset included (`2026-11-29T15:00:00Z`), as the schema's
+    `format: date-time` says; nothing looser."""
+
+    default_error_messages = {"invalid": "Must be an RFC 3339 date-time, e.g. 2026-11-29T15:00:00Z."}
+    _FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not self._FORM.fullmatch(value):
+            self.fail("invalid")
+        try:
+            return datetime.fromisoformat(value.upper())
+        except ValueError:
+            self.fail("invalid")

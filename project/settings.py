@@ -106,7 +106,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["conferences.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "conferences.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "conferences.api.schema.PageAwareAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -130,6 +130,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "conferences.api.schema.add_error_responses",
+        "conferences.api.schema.forbid_nul_in_parameters",
+        "conferences.api.schema.add_links",
     ],
     # One import string naming the whole list of webhook definitions.
     "WEBHOOKS": "conferences.api.schema.WEBHOOKS",

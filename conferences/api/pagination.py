@@ -46,6 +46,7 @@ def page_of(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
     """The documented shape of a page of `item`s."""
     if item not in _pages:
         _pages[item] = type(f"{item.__name__.removesuffix('Output')}Page", (serializers.Serializer,), {
+            "is_page": True,
             "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
             "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
             "results": item(many=True),

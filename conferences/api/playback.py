@@ -4,21 +4,16 @@ from rest_framework import serializers
 
 from ..fields import StrictCharField, StrictIntegerField
 from ..models.rooms import VOLUME_MAX, VOLUME_MIN
-from ..ssrf import check_media_urls, url_problem
+from ..ssrf import URL_PATTERN, URL_RULE, check_media_urls
 
 MAX_URLS, MAX_URL_LENGTH = 128, 2048
 
 
-def validate_audio_url(value: str) -> str:
-    if problem := url_problem(value):
-        raise serializers.ValidationError(problem)
-    return value
-
-
 class PlayInput(serializers.Serializer):
     urls = serializers.ListField(
-        child=StrictCharField(max_length=MAX_URL_LENGTH, validators=[validate_audio_url]),
+        child=StrictCharField(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN, pattern_message=URL_RULE),
         allow_empty=False,
+        min_length=1,
         max_length=MAX_URLS,
     )
 

@@ -17,12 +17,6 @@ from .playback import PlaybackOutput, PlayInput, VolumeInput
 NAME_RULE = "1 to 64 of [A-Za-z0-9_-], starting with a letter or digit."
 
 
-def validate_room_name(value: str) -> str:
-    if not ROOM_NAME_RE.fullmatch(value):
-        raise serializers.ValidationError(f"Invalid name: {NAME_RULE}")
-    return value
-
-
 class MemberOutput(serializers.Serializer):
     session_uuid = serializers.CharField(source="session.session_uuid")
     caller_id = serializers.CharField(source="session.caller_id")
@@ -49,7 +43,7 @@ class RoomDetailOutput(RoomOutput):
 
 
 class CreateInput(serializers.Serializer):
-    name = StrictCharField(max_length=64, validators=[validate_room_name])
+    name = StrictCharField(max_length=64, pattern=ROOM_NAME_RE.pattern, pattern_message=f"Invalid name: {NAME_RULE}")
 
 
 class CreateOutput(serializers.Serializer):

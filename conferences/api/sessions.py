@@ -11,14 +11,9 @@ from ..services.commands import run_command
 from .auth import actor_of
 
 
-def validate_command_uid(value: str) -> str:
-    if not COMMAND_UID_RE.fullmatch(value):
-        raise serializers.ValidationError("Must be 1 to 128 of [A-Za-z0-9._-].")
-    return value
-
-
 class CommandInput(serializers.Serializer):
-    command_uid = StrictCharField(required=False, max_length=128, validators=[validate_command_uid])
+    command_uid = StrictCharField(required=False, max_length=128, pattern=COMMAND_UID_RE.pattern,
+                                  pattern_message="Must be 1 to 128 of [A-Za-z0-9._-].")
 
 
 class JoinInput(CommandInput):

@@ -9,20 +9,23 @@ from rest_framework.response import Response
 
 from ..errors import NotFound
 from ..event_schema import event_schemas
-from ..fields import StrictBooleanField, StrictCharField
+from ..fields import DistinctListField, Rfc3339Field, StrictBooleanField, StrictCharField
 from ..models import Delivery, WebhookEndpoint
 from ..models.webhooks import DeliveryStatus
 from ..services import audit, endpoints
+from ..ssrf import URL_PATTERN, URL_RULE
 from .auth import actor_of
 from .pagination import PAGE_PARAMETERS, NewestFirstPagination, page_of
 
 EVENT_TYPES = sorted(event_schemas())
+NON_BLANK = {"type": "string", "minLength": 1, "maxLength": 64}
 MAX_URL = 2048
 
 
 class EndpointInput(serializers.Serializer):
-    url = StrictCharField(max_length=MAX_URL, help_text="http(s), public addresses only.")
-    event_types = serializers.ListField(
+    url = StrictCharField(max_length=MAX_URL, pattern=URL_PATTERN, pattern_message=URL_RULE,
+                          help_text="http(s), public addresses only.")
+    event_types = DistinctListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES), required=False, max_length=len(EVENT_TYPES),
         help_text="Distinct event names; omitted or empty for every event.",
     )
@@ -30,7 +33,7 @@ class EndpointInput(serializers.Serializer):
 
 
 class EndpointChanges(EndpointInput):
-    url = StrictCharField(max_length=MAX_URL, required=False)
+    url = StrictCharField(max_length=MAX_URL, pattern=URL_PATTERN, pattern_message=URL_RULE, required=False)
     enabled = StrictBooleanField(required=False, help_text="Enabling clears `disabled_reason`.")
 
 
@@ -53,7 +56,7 @@ class SecretOutput(serializers.Serializer):
 
 
 class RecoverInput(serializers.Serializer):
-    since = serializers.DateTimeField(help_text="RFC 3339; within the retention period, not in the future.")
+    since = Rfc3339Field(help_text="Within the retention period, not in the future.")
 
 
 class QueuedOutput(serializers.Serializer):
@@ -173,9 +176,10 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
                    "in their original order, after whatever of their rooms is pending now.")
     @action(detail=True, methods=["post"])
     def recover(self, request, endpoint_id: str):
+        endpoint = _endpoint(request, endpoint_id)
         data = RecoverInput(data=request.data)
         data.is_valid(raise_exception=True)
-        queued = endpoints.redeliver_failed(actor=actor_of(request), endpoint=_endpoint(request, endpoint_id),
+        queued = endpoints.redeliver_failed(actor=actor_of(request), endpoint=endpoint,
                                             since=data.validated_data["since"])
         return Response(QueuedOutput({"queued": queued}).data, status=status.HTTP_202_ACCEPTED)
 
@@ -192,16 +196,16 @@ class DeliveryViewSet(viewsets.ViewSet):
     @extend_schema(
         operation_id="webhooks_deliveries_list",
         parameters=[
-            OpenApiParameter("endpoint_id", str, description="Only this endpoint's deliveries."),
+            OpenApiParameter("endpoint_id", NON_BLANK, description="Only this endpoint's deliveries."),
             OpenApiParameter("status", str, enum=DeliveryStatus.values),
             OpenApiParameter("event", str, enum=EVENT_TYPES),
-            OpenApiParameter("room_id", str, description="Only this room's deliveries."),
+            OpenApiParameter("room_id", NON_BLANK, description="Only this room's deliveries."),
             *PAGE_PARAMETERS,
         ],
         responses={200: page_of(DeliveryOutput)},
     )
     def list(self, request):
-        filters = DeliveryFilters(data=request.query_params)
+        filters = DeliveryFilters(data=request.query_params.dict())  # a blank value is refused, not dropped
         filters.is_valid(raise_exception=True)
         deliveries = _deliveries(request)
         for name, lookup in (("endpoint_id", "endpoint__endpoint_id"), ("status", "status"),
