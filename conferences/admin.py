@@ -51,17 +51,22 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["id", "app", "url", "enabled", "disabled_reason", "created_at"]
-    list_filter = ["enabled"]
-    search_fields = ["url", "app__app_id"]
+    """Endpoints an app deleted stay here with their deliveries (deleted_at set)."""
+
+    list_display = ["endpoint_id", "app", "url", "enabled", "disabled_reason", "created_at", "deleted_at"]
+    list_filter = ["enabled", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=endpoint_id", "url", "app__app_id"]
     list_select_related = ["app"]
     exclude = ["secret", "previous_secret"]
-    readonly_fields = ["app", "url", "event_types", "enabled", "disabled_reason", "previous_secret_expires_at",
-                       "created_at"]
+    readonly_fields = ["endpoint_id", "app", "url", "description", "event_types", "enabled", "disabled_reason",
+                       "previous_secret_expires_at", "created_at", "deleted_at"]
     actions = ["disable", "enable"]
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting would take the delivery history with it: disable instead
 
     @admin.action(description="Disable the selected endpoints")
     def disable(self, request, queryset):
@@ -71,7 +76,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.action(description="Enable the selected endpoints")
     def enable(self, request, queryset):
         for endpoint in queryset.select_related("app"):
-            endpoints.enable_endpoint(actor=_staff(request), endpoint=endpoint)
+            try:
+                endpoints.enable_endpoint(actor=_staff(request), endpoint=endpoint)
+            except ServiceError as exc:
+                self.message_user(request, f"{endpoint.endpoint_id}: {exc.message}", messages.WARNING)
 
 
 @admin.register(EngineCommand)

@@ -48,3 +48,17 @@ def test_staff_disable_an_endpoint(staff_client, failed_delivery):
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).enabled is False
     page = staff_client.get(f"/admin/conferences/webhookendpoint/{endpoint.pk}/change/")
     assert page.status_code == 200 and endpoint.secret not in page.content.decode()
+
+
+def test_an_endpoint_the_app_deleted_stays_in_the_admin_with_its_deliveries(staff_client, failed_delivery):
+    from conferences.services.endpoints import delete_endpoint
+
+    endpoint = failed_delivery.endpoint
+    delete_endpoint(actor=Actor.app(endpoint.app.app_id), endpoint=endpoint)
+    listed = staff_client.get("/admin/conferences/webhookendpoint/?deleted_at__isempty=0").content.decode()
+    assert endpoint.endpoint_id in listed
+    assert f">{failed_delivery.pk}<" in staff_client.get("/admin/conferences/delivery/").content.decode()
+    page = staff_client.get(f"/admin/conferences/webhookendpoint/{endpoint.pk}/delete/")
+    assert page.status_code == 403  # no hard delete: the history would go with it
+    staff_client.post("/admin/conferences/webhookendpoint/", {"action": "enable", "_selected_action": [endpoint.pk]})
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).enabled is False  # a deleted endpoint stays off
