@@ -32,4 +32,5 @@ def test_schemathesis_finds_no_failure(live_server, tenant, tmp_path):
             capture_output=True, text=True, timeout=900, cwd=tmp_path,
             env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract.hooks", "PYTHONPATH": str(ROOT)},
         )
+    print(completed.stdout[-1200:])  # the summary, shown with -s
     assert completed.returncode == 0, completed.stdout[-15000:] + completed.stderr[-3000:]
