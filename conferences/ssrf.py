@@ -81,10 +81,13 @@ def check_addresses(host: str, addresses: list[str], *, allow_private: bool | No
             raise BlockedAddress(f"{host} resolves to a non-public address ({blocked[0]})")
 
 
-# The URLs this service takes, as the schema declares them too: http(s), a host name (Unicode
-# ones in their xn-- form), an IPv4 address or a bracketed IPv6 one, a port up to 65535, visible
-# ASCII after it. No credentials, no percent-encoding in the host (other parsers decode it).
-_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The URLs this service takes, as the schema declares them too: http(s) (any case), a host
+# (a name in ASCII, Unicode ones in their xn-- form, or an IPv4 or bracketed IPv6 address), a
+# port up to 65535, then no spaces or control characters. No credentials and no percent-encoding
+# or Unicode in the host: parsers differ on them (`%31%32%37.0.0.1` and `127。0。0。1` are
+# 127.0.0.1 to some), and the host checked must be the host reached.
+MAX_URL_LENGTH = 2048
+_HOST = "[A-Za-z0-9_.-]+"
 _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 _V4 = "(?:25[0-5]|(?:2[0-4]|1?[0-9])?[0-9])(?:\\.(?:25[0-5]|(?:2[0-4]|1?[0-9])?[0-9])){3}"
 _H = "[0-9A-Fa-f]{1,4}"
@@ -94,24 +97,20 @@ _V6 = "|".join([
     f"{_H}:(?::{_H}){{1,6}}", f":(?:(?::{_H}){{1,7}}|:)", f"::(?:[Ff]{{4}}(?::0{{1,4}})?:)?{_V4}",
     f"(?:{_H}:){{1,4}}:{_V4}",
 ])
-URL_PATTERN = f"https?://(?:{_LABEL}(?:\\.{_LABEL})*|\\[(?:{_V6})\\])(?::{_PORT})?(?:[/?#][!-~]*)?"
-
-
+# Explicit ranges, not \s: Python's and JSON Schema's regular expressions differ on it.
+URL_PATTERN = (f"[Hh][Tt][Tt][Pp][Ss]?://(?:{_HOST}|\\[(?:{_V6})\\])(?::{_PORT})?"
+               "(?:[/?#][^\\x00-\\x20\\x7f-\\x9f]*)?")
 _URL = re.compile(URL_PATTERN)
-
-
 URL_RULE = ("Enter a valid http:// or https:// URL: a host name or an IP address, an optional port, "
-            "no spaces, credentials or percent-encoding in the host.")
+            "no spaces, control characters, credentials or percent-encoding in the host.")
 
 
-def _parse(url: str) -> URL | str:
-    """The URL as a client will see it, or why it is not one this service takes."""
+def _parse(url: str) -> tuple[str, int] | str:
+    """The URL's (host, port) as the sender sees them, or why it is not a URL this service takes."""
     if not _URL.fullmatch(url):
         return URL_RULE
-    try:
-        return URL(url)
-    except (ValueError, TypeError):
-        return "Enter a valid URL."
+    parsed = URL(url)
+    return parsed.host, parsed.port
 
 
 def _refusal(host: str, port: int, *, allow_private: bool) -> str | None:
@@ -129,7 +128,7 @@ def check_webhook_url(url: str) -> str | None:
     parsed = _parse(url)
     if isinstance(parsed, str):
         return parsed
-    refusal = _refusal(parsed.host, parsed.port, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+    refusal = _refusal(*parsed, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
     return refusal and f"{refusal} Webhooks may only reach public addresses."
 
 
@@ -147,8 +146,7 @@ def check_media_urls(urls: list[str]) -> list[str]:
         return []
     hosts = {}
     for url in urls:
-        parsed = URL(url)
-        hosts.setdefault((parsed.host, parsed.port), url)
+        hosts.setdefault(_parse(url), url)
     lookups = {_media_lookups.submit(_refusal, host, port, allow_private=False): url
                for (host, port), url in hosts.items()}
     deadline = time.monotonic() + MEDIA_LOOKUP_SECONDS

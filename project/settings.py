@@ -121,11 +121,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
     "REDOC_DIST": "SIDECAR",
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": ["pending", "delivered", "failed"],
-        "AcceptedStatusEnum": ["in_progress"],
+        "StatusEnum": ["in_progress"],  # the name it had before deliveries had a status too
+        "EventTypeEnum": "conferences.api.webhooks.EVENT_TYPES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -4,16 +4,16 @@ from rest_framework import serializers
 
 from ..fields import StrictCharField, StrictIntegerField
 from ..models.rooms import VOLUME_MAX, VOLUME_MIN
-from ..ssrf import URL_PATTERN, URL_RULE, check_media_urls
+from ..ssrf import MAX_URL_LENGTH, URL_PATTERN, URL_RULE, check_media_urls
 
-MAX_URLS, MAX_URL_LENGTH = 128, 2048
+MAX_URLS = 128
 
 
 class PlayInput(serializers.Serializer):
     urls = serializers.ListField(
         child=StrictCharField(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN, pattern_message=URL_RULE),
         allow_empty=False,
-        min_length=1,
+        min_length=1,  # the same rule, as the schema's minItems
         max_length=MAX_URLS,
     )
 

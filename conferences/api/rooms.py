@@ -50,8 +50,9 @@ class CreateOutput(serializers.Serializer):
     room_id = serializers.CharField()
 
 
+# Rooms of the calling app, their members and their playback; thin over the services. (A
+# comment, not a docstring: OPTIONS would publish a docstring as the route's description.)
 class RoomViewSet(viewsets.ViewSet):
-    """Rooms of the calling app, their members and their playback; thin over the services."""
 
     lookup_field = "room_id"
     lookup_value_regex = "[^/]+"

@@ -50,6 +50,8 @@ class PageAwareAutoSchema(AutoSchema):
 
 # No string the API takes may hold a NUL character (it answers 400).
 NUL_FREE = "^[^\\u0000]*$"
+NUL_FREE_NON_EMPTY = "^[^\\u0000]+$"
+PATH_SEGMENT = "^[^/\\u0000]+$"
 
 
 class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
@@ -61,8 +63,18 @@ class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema, direction):
         schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
         if direction == "request":
-            schema["pattern"] = f"^(?:{self.target.pattern})$" if self.target.pattern else NUL_FREE
+            # A blank-allowing field is documented as oneOf(this, maxLength 0): "" must match one only.
+            free = NUL_FREE_NON_EMPTY if self.target.allow_blank else NUL_FREE
+            schema["pattern"] = f"^(?:{self.target.pattern})$" if self.target.pattern else free
         return schema
+
+
+class Rfc3339FieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "conferences.fields.Rfc3339Field"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {**auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True),
+                "pattern": f"^{self.target.FORM}$"}
 
 
 class DistinctListFieldSchema(OpenApiSerializerFieldExtension):
@@ -94,12 +106,16 @@ ERROR_STATUSES = {
 
 
 def forbid_nul_in_parameters(result, generator, request, public):
-    """Path and query strings refuse NUL characters too."""
+    """Path and query strings refuse NUL characters too (a path segment holds no slash either)."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
                 schema = parameter.get("schema", {})
-                if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+                if schema.get("type") != "string" or "enum" in schema:
+                    continue
+                if parameter.get("in") == "path":
+                    schema["pattern"] = PATH_SEGMENT
+                elif "pattern" not in schema:
                     schema["pattern"] = NUL_FREE
     return result
 

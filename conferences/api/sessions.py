@@ -1,3 +1,5 @@
+from functools import partial
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -44,8 +46,8 @@ def _command_schema(command: str, request, description: str):
                          responses={202: AcceptedOutput}, description=description + COMMAND_NOTE)
 
 
+# Sessions of the calling app and the four conference commands; thin over the services.
 class SessionViewSet(viewsets.ViewSet):
-    """Sessions of the calling app and the four conference commands; thin over the services."""
 
     lookup_field = "session_uuid"
     lookup_value_regex = "[^/]+"
@@ -67,38 +69,42 @@ class SessionViewSet(viewsets.ViewSet):
                      "(`command.result` with `error: \"timeout\"`). 409 `already_in_conference` names the room.")
     @action(detail=True, methods=["post"], url_path="commands/conference/join")
     def join(self, request, session_uuid: str):
-        return self._run(request, session_uuid, "join", JoinInput, lambda data, **kw: members.join(
-            room_id=data["room_id"], muted=data["muted"], **kw))
+        return self._run(request, session_uuid, "join", JoinInput, members.join, "room_id", "muted")
 
     @_command_schema("leave", CommandInput,
                      "Take the session out of its room (`conference.member.left`, reason `removed`). "
                      "409 `not_in_conference` unless joined.")
     @action(detail=True, methods=["post"], url_path="commands/conference/leave")
     def leave(self, request, session_uuid: str):
-        return self._run(request, session_uuid, "leave", CommandInput, lambda data, **kw: members.leave(**kw))
+        return self._run(request, session_uuid, "leave", CommandInput, members.leave)
 
     @_command_schema("mute", CommandInput,
                      "Mute the member (`conference.member.muted` when it changes). 409 `not_in_conference` "
                      "unless joined.")
     @action(detail=True, methods=["post"], url_path="commands/conference/mute")
     def mute(self, request, session_uuid: str):
-        return self._run(request, session_uuid, "mute", CommandInput,
-                         lambda data, **kw: members.set_muted(muted=True, **kw))
+        return self._run(request, session_uuid, "mute", CommandInput, partial(members.set_muted, muted=True))
 
     @_command_schema("unmute", CommandInput,
                      "Unmute the member (`conference.member.unmuted` when it changes). 409 `not_in_conference` "
                      "unless joined.")
     @action(detail=True, methods=["post"], url_path="commands/conference/unmute")
     def unmute(self, request, session_uuid: str):
-        return self._run(request, session_uuid, "unmute", CommandInput,
-                         lambda data, **kw: members.set_muted(muted=False, **kw))
+        return self._run(request, session_uuid, "unmute", CommandInput, partial(members.set_muted, muted=False))
 
     @staticmethod
-    def _run(request, session_uuid: str, command: str, input_class, perform) -> Response:
-        """Validate, then run the command once per `command_uid` (services.commands)."""
+    def _run(request, session_uuid: str, command: str, input_class, perform, *fields: str) -> Response:
+        """Validate, then run the command once per `command_uid` (services.commands): `perform`
+        is the service function, given `fields` of the input."""
         data = input_class(data=request.data)
         data.is_valid(raise_exception=True)
         actor = actor_of(request)
+        arguments = {name: data.validated_data[name] for name in fields}
+
+        def perform_once(command_uid: str) -> dict:
+            return perform(actor=actor, app=request.user, session_uuid=session_uuid, command_uid=command_uid,
+                           **arguments)
+
         body = run_command(
             actor=actor,
             app=request.user,
@@ -106,8 +112,6 @@ class SessionViewSet(viewsets.ViewSet):
             command=f"conference/{command}",
             command_uid=data.validated_data.get("command_uid"),
             request=dict(data.validated_data),
-            perform=lambda command_uid: perform(
-                data.validated_data, actor=actor, app=request.user, session_uuid=session_uuid, command_uid=command_uid
-            ),
+            perform=perform_once,
         )
         return Response(AcceptedOutput(body).data, status=status.HTTP_202_ACCEPTED)

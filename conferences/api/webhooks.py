@@ -2,7 +2,7 @@
 redelivery and recovery. Thin viewsets over services.endpoints, the functions the admin uses."""
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -13,17 +13,17 @@ from ..fields import DistinctListField, Rfc3339Field, StrictBooleanField, Strict
 from ..models import Delivery, WebhookEndpoint
 from ..models.webhooks import DeliveryStatus
 from ..services import audit, endpoints
-from ..ssrf import URL_PATTERN, URL_RULE
+from ..ssrf import MAX_URL_LENGTH, URL_PATTERN, URL_RULE
 from .auth import actor_of
 from .pagination import PAGE_PARAMETERS, NewestFirstPagination, page_of
 
 EVENT_TYPES = sorted(event_schemas())
 NON_BLANK = {"type": "string", "minLength": 1, "maxLength": 64}
-MAX_URL = 2048
+DELIVERY_ID = OpenApiParameter("delivery_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH)
 
 
 class EndpointInput(serializers.Serializer):
-    url = StrictCharField(max_length=MAX_URL, pattern=URL_PATTERN, pattern_message=URL_RULE,
+    url = StrictCharField(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN, pattern_message=URL_RULE,
                           help_text="http(s), public addresses only.")
     event_types = DistinctListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES), required=False, max_length=len(EVENT_TYPES),
@@ -33,7 +33,7 @@ class EndpointInput(serializers.Serializer):
 
 
 class EndpointChanges(EndpointInput):
-    url = StrictCharField(max_length=MAX_URL, pattern=URL_PATTERN, pattern_message=URL_RULE, required=False)
+    url = StrictCharField(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN, pattern_message=URL_RULE, required=False)
     enabled = StrictBooleanField(required=False, help_text="Enabling clears `disabled_reason`.")
 
 
@@ -74,7 +74,7 @@ class DeliveryOutput(serializers.Serializer):
     delivery_id = serializers.IntegerField(source="pk")
     endpoint_id = serializers.CharField(source="endpoint.endpoint_id")
     webhook_id = serializers.SerializerMethodField()
-    event = serializers.CharField(source="event.event_type")
+    event = serializers.ChoiceField(choices=EVENT_TYPES, source="event.event_type")
     room_id = serializers.CharField(source="event.room.room_id", allow_null=True, default=None)
     status = serializers.ChoiceField(choices=DeliveryStatus.values)
     attempts = serializers.IntegerField(source="total_attempts")
@@ -86,6 +86,7 @@ class DeliveryOutput(serializers.Serializer):
     def get_webhook_id(self, delivery) -> str:
         return f"msg_{delivery.event.uuid.hex}"
 
+    @extend_schema_field({"type": ["string", "null"], "format": "date-time"})
     def get_next_attempt_at(self, delivery) -> str | None:
         pending = delivery.status == DeliveryStatus.PENDING
         return serializers.DateTimeField().to_representation(delivery.next_attempt_at) if pending else None
@@ -101,7 +102,7 @@ class AttemptOutput(serializers.Serializer):
 
 
 class DeliveryDetailOutput(DeliveryOutput):
-    payload = serializers.JSONField(source="event.payload", help_text="The exact body sent.")
+    payload = serializers.DictField(source="event.payload", help_text="The exact body sent.")
     attempt_log = AttemptOutput(many=True)
 
 
@@ -118,7 +119,20 @@ def _endpoint(request, endpoint_id: str) -> WebhookEndpoint:
     return endpoint
 
 
-class WebhookEndpointViewSet(viewsets.ViewSet):
+class RecordedCalls:
+    """Every call is in the history: reads and changes record themselves; a refused call
+    (whose transaction rolled back) is recorded here with its error code."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if getattr(self.request, "user", None) is not None and response.status_code < 500:
+            code = response.data.get("code", "") if isinstance(response.data, dict) else ""
+            audit.record(actor=actor_of(self.request), action=f"{self.basename}.{self.action}", outcome=code,
+                         app_id=self.request.user.app_id, detail={"status": response.status_code})
+        return response
+
+
+class WebhookEndpointViewSet(RecordedCalls, viewsets.ViewSet):
     lookup_field = "endpoint_id"
     lookup_value_regex = "[^/]+"
 
@@ -173,7 +187,8 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
 
     @extend_schema(operation_id="webhooks_endpoints_recover", request=RecoverInput, responses={202: QueuedOutput},
                    description="Queue again every failed delivery of the endpoint created at or after `since`, "
-                   "in their original order, after whatever of their rooms is pending now.")
+                   "in their original order, after whatever of their rooms is pending now. 409 "
+                   "`endpoint_disabled` when the endpoint is disabled.")
     @action(detail=True, methods=["post"])
     def recover(self, request, endpoint_id: str):
         endpoint = _endpoint(request, endpoint_id)
@@ -189,7 +204,7 @@ def _deliveries(request) -> QuerySet[Delivery]:
             .select_related("endpoint", "event__room"))
 
 
-class DeliveryViewSet(viewsets.ViewSet):
+class DeliveryViewSet(RecordedCalls, viewsets.ViewSet):
     lookup_field = "delivery_id"
     lookup_value_regex = "[^/]+"
 
@@ -217,15 +232,17 @@ class DeliveryViewSet(viewsets.ViewSet):
         page = paginator.paginate_queryset(deliveries, request, view=self)
         return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
 
-    @extend_schema(operation_id="webhooks_deliveries_retrieve", responses={200: DeliveryDetailOutput})
+    @extend_schema(operation_id="webhooks_deliveries_retrieve", parameters=[DELIVERY_ID],
+                   responses={200: DeliveryDetailOutput})
     def retrieve(self, request, delivery_id: str):
         delivery = self._delivery(request, delivery_id, related=("attempt_log",))
         _record_read(request, "webhook_delivery.retrieve", delivery_id=delivery.pk)
         return Response(DeliveryDetailOutput(delivery).data)
 
     @extend_schema(operation_id="webhooks_deliveries_redeliver", request=None, responses={202: None},
+                   parameters=[DELIVERY_ID],
                    description="Send it again under the same `webhook-id`, after the room's pending deliveries. "
-                   "409 `delivery_pending` when it is pending.")
+                   "409 `delivery_pending` when it is pending, `endpoint_disabled` when its endpoint is.")
     @action(detail=True, methods=["post"])
     def redeliver(self, request, delivery_id: str):
         endpoints.redeliver(actor=actor_of(request), delivery=self._delivery(request, delivery_id))

@@ -1,7 +1,7 @@
 """Webhook dispatch: claim many queue heads in one statement, send them concurrently, record
 the outcomes in one statement, and claim again, until nothing is due.
 
-- A claim takes due heads (the lowest pending id of their queue) across rooms and endpoints,
+- A claim takes due heads (the lowest pending position of their queue) across rooms and endpoints,
   oldest due first, with SKIP LOCKED; it sets a lease and writes each attempt row before any
   I/O. Whatever the number of workers, a head is sent by one of them at a time.
 - At most WEBHOOK_ENDPOINT_CONCURRENCY attempts per endpoint are in flight in a worker process,

@@ -12,12 +12,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from ..actors import Actor
-from ..errors import Conflict, ServiceError
+from ..errors import Conflict, NotFound, ServiceError
 from ..event_schema import event_schemas
 from ..models import App, Delivery, WebhookEndpoint
 from ..models.webhooks import QUEUE_POSITION_SEQUENCE, DeliveryStatus
-from ..ssrf import check_webhook_url
+from ..ssrf import MAX_URL_LENGTH, check_webhook_url
 from . import audit, outbox
+from .fan_out import PENDING, held_until
 
 ROTATION_GRACE = timedelta(hours=24)
 MAX_ENDPOINTS = 10  # per app (SPEC 8a)
@@ -33,8 +34,8 @@ def validate_endpoint(*, url: str | None = None, event_types: list[str] | None =
     names of the schema's events); ServiceError (400) naming each field that breaks them."""
     problems = {}
     if url is not None:
-        if len(url) > 2048:
-            problems["url"] = ["Ensure this field has no more than 2048 characters."]
+        if len(url) > MAX_URL_LENGTH:
+            problems["url"] = [f"Ensure this field has no more than {MAX_URL_LENGTH} characters."]
         elif reason := check_webhook_url(url):
             problems["url"] = [reason]
     if event_types is not None:
@@ -75,11 +76,11 @@ def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] 
 def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None = None,
                     event_types: list[str] | None = None, description: str | None = None,
                     enabled: bool | None = None) -> WebhookEndpoint:
-    """Change what is given. Enabling clears the disabled reason (new events queue again);
-    disabling fails what waits, as a staff disable does."""
+    """Change what is given. Disabling stops new events from being queued for it and holds what
+    waits; enabling clears the disabled reason and resumes its queues."""
     validate_endpoint(url=url, event_types=event_types)
     with transaction.atomic():
-        endpoint = _lock(endpoint)
+        endpoint = lock_current(endpoint)
         changes = {name: value for name, value in
                    (("url", url), ("event_types", event_types), ("description", description))
                    if value is not None}
@@ -87,10 +88,11 @@ def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None 
             setattr(endpoint, name, value)
         if changes:
             endpoint.save(update_fields=list(changes))
-        if enabled is True and not endpoint.enabled:
-            enable_endpoint(actor=actor, endpoint=endpoint)
-        elif enabled is False and endpoint.enabled:
-            disable_endpoint(actor=actor, endpoint=endpoint, reason="disabled by the app")
+        if enabled is not None and enabled != endpoint.enabled:
+            endpoint.enabled, endpoint.disabled_reason = enabled, "" if enabled else "disabled by the app"
+            endpoint.save(update_fields=["enabled", "disabled_reason"])
+            if enabled:
+                outbox.wake_on_commit("webhooks")
         audit.record(
             actor=actor, action="webhook_endpoint.update", app_id=endpoint.app.app_id,
             request={**changes, **({"url": _recorded_url(url)} if url else {}),
@@ -104,7 +106,7 @@ def delete_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     """Gone for the app: disabled, what waits fails ("endpoint deleted"), its delivery history
     kept for staff."""
     with transaction.atomic():
-        endpoint = _lock(endpoint)
+        endpoint = lock_current(endpoint)
         endpoint.enabled, endpoint.disabled_reason, endpoint.deleted_at = False, "deleted", timezone.now()
         endpoint.save(update_fields=["enabled", "disabled_reason", "deleted_at"])
         failed = _fail_waiting(endpoint, "endpoint deleted")
@@ -112,8 +114,13 @@ def delete_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
                      detail={"endpoint_id": endpoint.endpoint_id, "deliveries_failed": failed})
 
 
-def _lock(endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    return WebhookEndpoint.objects.select_for_update(of=("self",)).select_related("app").get(pk=endpoint.pk)
+def lock_current(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """The endpoint under its row lock, unless it was deleted meanwhile (NotFound)."""
+    locked = (WebhookEndpoint.objects.current().select_for_update(of=("self",)).select_related("app")
+              .filter(pk=endpoint.pk).first())
+    if locked is None:
+        raise NotFound("Webhook endpoint not found")
+    return locked
 
 
 def _fail_waiting(endpoint: WebhookEndpoint, error: str) -> int:
@@ -125,7 +132,7 @@ def _fail_waiting(endpoint: WebhookEndpoint, error: str) -> int:
 def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta = ROTATION_GRACE) -> str:
     """A new secret; the previous one keeps signing too (a second signature) until `grace` ends."""
     with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.select_for_update(of=("self",)).select_related("app").get(pk=endpoint.pk)
+        endpoint = lock_current(endpoint)
         endpoint.previous_secret = endpoint.secret
         endpoint.previous_secret_expires_at = timezone.now() + grace
         endpoint.secret = mint_webhook_secret()
@@ -143,7 +150,8 @@ def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta =
 def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) -> None:
     """Stop sending to an endpoint; its waiting deliveries fail (they can be redelivered)."""
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason)
+        if not WebhookEndpoint.objects.current().filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason):
+            return  # deleted: off already, its reason kept
         failed = _fail_waiting(endpoint, "endpoint disabled")
         audit.record(
             actor=actor,
@@ -158,6 +166,7 @@ def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     with transaction.atomic():
         if not WebhookEndpoint.objects.current().filter(pk=endpoint.pk).update(enabled=True, disabled_reason=""):
             raise Conflict("The endpoint was deleted", code="endpoint_deleted")
+        outbox.wake_on_commit("webhooks")  # what waited for it goes now
         audit.record(
             actor=actor, action="webhook_endpoint.enable", app_id=endpoint.app.app_id,
             detail={"endpoint_id": endpoint.endpoint_id},
@@ -165,21 +174,20 @@ def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     endpoint.enabled, endpoint.disabled_reason = True, ""
 
 
-def _refuse_disabled(endpoint: WebhookEndpoint) -> None:
-    if not WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).exists():
+def _lock_enabled(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """The endpoint under its row lock (so no disable or delete commits meanwhile), if enabled."""
+    locked = lock_current(endpoint)
+    if not locked.enabled:
         raise Conflict("The endpoint is disabled; enable it first", code="endpoint_disabled")
+    return locked
 
 
 _DELIVERY = Delivery._meta.db_table
-# New places at the tails of their queues, in the order given; not due before the tail (a
-# queue held by a retry stays held).
+# New places at the tails of their queues, in the order given; held like a new delivery.
 REOPEN_SQL = f"""
 UPDATE {_DELIVERY} AS d
-SET status = 'pending', attempts = 0, completed_at = NULL, lease_expires_at = NULL, queue_position = r.position,
-    next_attempt_at = GREATEST(statement_timestamp(), (
-        SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
-        WHERE tail.endpoint_id = d.endpoint_id AND tail.ordering_key = d.ordering_key AND tail.status = 'pending'
-        ORDER BY tail.queue_position DESC LIMIT 1))
+SET status = {PENDING}, attempts = 0, completed_at = NULL, lease_expires_at = NULL, queue_position = r.position,
+    next_attempt_at = {held_until("d.endpoint_id", "d.ordering_key")}
 FROM unnest(%(ids)s::bigint[], %(positions)s::bigint[]) AS r(id, position)
 WHERE d.id = r.id
 """
@@ -188,7 +196,8 @@ WHERE d.id = r.id
 def _reopen(deliveries) -> int:
     """Pending again with a new round of retries, each after whatever of its queue is pending
     now, in their original order; the dispatcher is woken after commit."""
-    ids = list(deliveries.select_for_update().order_by("queue_position").values_list("pk", flat=True))
+    # The order the events happened in (an earlier redelivery may have moved one's position).
+    ids = list(deliveries.select_for_update().order_by("event_id", "id").values_list("pk", flat=True))
     if not ids:
         return 0
     with connection.cursor() as cursor:
@@ -202,8 +211,8 @@ def _reopen(deliveries) -> int:
 def redeliver(*, actor: Actor, delivery: Delivery) -> None:
     """Send a delivered or failed delivery again, under the same webhook-id, with a new round of
     retries, after whatever of its queue is pending now; a pending one is 409."""
-    _refuse_disabled(delivery.endpoint)
     with transaction.atomic():
+        _lock_enabled(delivery.endpoint)
         if not _reopen(Delivery.objects.filter(pk=delivery.pk).exclude(status=DeliveryStatus.PENDING)):
             raise Conflict("The delivery is pending already", code="delivery_pending")
         audit.record(
@@ -221,8 +230,8 @@ def redeliver_failed(*, actor: Actor, endpoint: WebhookEndpoint, since: datetime
     if since > now or since < now - timedelta(days=settings.WEBHOOK_ATTEMPT_RETENTION_DAYS):
         raise ServiceError("`since` must be in the past, within the retention period", detail={"since": [
             f"Must be in the past and within {settings.WEBHOOK_ATTEMPT_RETENTION_DAYS:g} days."]})
-    _refuse_disabled(endpoint)
     with transaction.atomic():
+        _lock_enabled(endpoint)
         count = _reopen(Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since))
         audit.record(
             actor=actor,

@@ -12,26 +12,30 @@ from .sql import execute_prepared
 
 _DELIVERY = Delivery._meta.db_table
 _ENDPOINT = WebhookEndpoint._meta.db_table
-_PENDING = f"'{DeliveryStatus.PENDING.value}'"
+# A literal, not a parameter: prepared statements' generic plans then use the partial indexes.
+PENDING = f"'{DeliveryStatus.PENDING.value}'"
+
+
+def held_until(endpoint: str, key: str) -> str:
+    """When a delivery joining the tail of queue (endpoint, key) may go: not before its head,
+    which may wait for a retry, nor before its tail, which carries the latest due time; so the
+    dispatcher's scan of due deliveries skips held queues. Head and tail are one step each down
+    the queue index: the cost does not grow with the backlog."""
+    return f"""GREATEST(statement_timestamp(), (
+           SELECT head.next_attempt_at FROM {_DELIVERY} AS head
+           WHERE head.endpoint_id = {endpoint} AND head.ordering_key = {key} AND head.status = {PENDING}
+           ORDER BY head.queue_position LIMIT 1), (
+           SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
+           WHERE tail.endpoint_id = {endpoint} AND tail.ordering_key = {key} AND tail.status = {PENDING}
+           ORDER BY tail.queue_position DESC LIMIT 1))"""
+
 
 # One delivery per event and enabled endpoint of its app that wants the event (an empty filter
-# wants all), in one statement. Behind a head that waits for a retry, a new delivery is not due
-# before it (nor before the queue's tail, which carries the latest due time), so the
-# dispatcher's scan of due deliveries skips held queues. Head and tail are one step each down
-# the queue index: the cost does not grow with the backlog.
+# wants all), in one statement, held behind its queue.
 INSERT_SQL = f"""
 INSERT INTO {_DELIVERY} (event_id, endpoint_id, ordering_key, status, attempts, total_attempts, next_attempt_at,
                          created_at, last_error)
-SELECT new.event_id, ep.id, new.ordering_key, {_PENDING}, 0, 0,
-       GREATEST(statement_timestamp(), (
-           SELECT head.next_attempt_at FROM {_DELIVERY} AS head
-           WHERE head.endpoint_id = ep.id AND head.ordering_key = new.ordering_key
-             AND head.status = {_PENDING}
-           ORDER BY head.queue_position LIMIT 1), (
-           SELECT tail.next_attempt_at FROM {_DELIVERY} AS tail
-           WHERE tail.endpoint_id = ep.id AND tail.ordering_key = new.ordering_key
-             AND tail.status = {_PENDING}
-           ORDER BY tail.queue_position DESC LIMIT 1)),
+SELECT new.event_id, ep.id, new.ordering_key, {PENDING}, 0, 0, {held_until("ep.id", "new.ordering_key")},
        statement_timestamp(), ''
 FROM unnest(%(events)s::bigint[], %(apps)s::bigint[], %(types)s::text[], %(keys)s::text[]) WITH ORDINALITY
      AS new(event_id, app_id, event_type, ordering_key, position)

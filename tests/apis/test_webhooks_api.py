@@ -61,6 +61,19 @@ def test_patch_changes_what_is_given(api, endpoint):
     assert api.put(path, {"url": PUBLIC_URL}, format="json").status_code == 405
 
 
+def test_disabling_holds_what_waits_and_enabling_resumes_it(api, endpoint, room_deliveries):
+    path = f"{BASE}/endpoints/{endpoint['endpoint_id']}"
+    api.patch(path, {"enabled": False}, format="json")
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}  # held, not failed
+    from conferences.services import delivery_dispatch
+
+    assert delivery_dispatch.claim(limit=10) == []  # a disabled endpoint's queues do not move
+    api.post("/api/v1/conferences", {"name": "while-off"}, format="json")
+    assert Delivery.objects.count() == 2  # nothing new is queued for it
+    api.patch(path, {"enabled": True}, format="json")
+    assert len(delivery_dispatch.claim(limit=10)) == 2
+
+
 def test_delete_keeps_the_history_for_staff_and_answers_404_after(api, endpoint, room_deliveries):
     path = f"{BASE}/endpoints/{endpoint['endpoint_id']}"
     assert api.delete(path).status_code == 204
@@ -132,6 +145,11 @@ def test_every_call_is_in_the_history_with_the_app_and_key_prefix(api, tenant, e
     assert {(e.actor_kind, e.actor, e.api_key_prefix) for e in entries} == {
         ("app", tenant.app.app_id, tenant.api_key[:11])}
     assert not any("whsec_" in str(e.request) + str(e.detail) for e in entries)  # no secret in the history
+    refused = api.post(f"{BASE}/deliveries/{room_deliveries[1][0].pk}/redeliver")  # pending: 409
+    assert refused.status_code == 409
+    entry = AuditEntry.objects.get(action="webhook-delivery.redeliver")
+    assert (entry.outcome, entry.api_key_prefix, entry.detail) == ("delivery_pending", tenant.api_key[:11],
+                                                                   {"status": 409})
 
 
 def test_another_apps_objects_are_404_on_every_route(api, other_tenant, client_for, endpoint, room_deliveries):

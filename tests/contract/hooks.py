@@ -6,7 +6,8 @@ the schema allows are changed, into ones the server takes, so a negative case st
 - A cursor is an opaque token the server minted; a made-up one is 400 by design. Made-up
   cursors are left out (the pages they name are reached through `next`).
 - `since` of a recovery must lie within the retention period and not in the future, relative to
-  now. A well-formed `since` is sent as an hour ago.
+  now, and be a real date (no 30 February, no year 0). A `since` of the declared form is sent
+  as an hour ago.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -23,16 +24,10 @@ def before_call(context, case, kwargs):
         volume = body.get("volume")
         if isinstance(volume, float) and volume.is_integer():
             case.body = body = {**body, "volume": int(volume)}
-        if case.operation.path.endswith("/recover") and _is_rfc3339(body.get("since")):
+        since = body.get("since")
+        declared_form = isinstance(since, str) and Rfc3339Field._FORM.fullmatch(since)
+        if case.operation.path.endswith("/recover") and declared_form:
             case.body = {**body, "since": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}
     query = case.query
     if query and isinstance(query.get("cursor"), str) and "\x00" not in query["cursor"]:
         case.query = {key: value for key, value in query.items() if key != "cursor"}
-
-
-def _is_rfc3339(value) -> bool:
-    try:
-        Rfc3339Field().to_internal_value(value)
-    except Exception:
-        return False
-    return True

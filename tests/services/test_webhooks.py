@@ -337,6 +337,16 @@ def test_recovery_requeues_failures_in_their_original_order_after_what_is_pendin
     assert [pk for pk in sent if pk in {b0.pk, b1.pk}] == [b1.pk, b0.pk]
 
 
+def test_recovery_keeps_the_events_order_after_an_earlier_redelivery(tenant, endpoint):
+    d0, d1, d2 = _queue_of(tenant, "redo-twice", 2)
+    _end([d0, d1, d2], "failed")
+    endpoints.redeliver(actor=SYSTEM, delivery=d1)  # d1 takes a later position, and fails again
+    assert _drain() == [d1.pk]
+    _end([d1], "failed")
+    endpoints.redeliver_failed(actor=SYSTEM, endpoint=endpoint, since=timezone.now() - timedelta(hours=1))
+    assert _drain() == [d0.pk, d1.pk, d2.pk]
+
+
 @pytest.mark.parametrize("since", [timedelta(minutes=-1), timedelta(days=31)], ids=["future", "past-retention"])
 def test_recovery_since_a_time_outside_the_retention_period_is_refused(tenant, endpoint, since):
     with pytest.raises(ServiceError) as refused:
