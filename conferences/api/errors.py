@@ -5,6 +5,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -29,12 +30,29 @@ def error_body(message: str, code: str, detail: dict | None = None) -> dict:
 
 
 def _plain(detail):
-    """DRF's ErrorDetail tree as plain JSON values."""
+    """DRF's ErrorDetail tree as plain JSON values: each field maps to a list of messages,
+    errors inside a list or object included (SPEC 3: `{"urls": ["Item 3: Enter a valid URL."]}`)."""
     if isinstance(detail, dict):
-        return {str(key): _plain(value) for key, value in detail.items()}
+        return {str(key): _messages(value) for key, value in detail.items()}
     if isinstance(detail, list):
-        return [_plain(item) for item in detail]
+        return [str(item) for item in detail]
     return str(detail)
+
+
+def _messages(detail, prefix: str = "") -> list[str]:
+    """The messages of one field, those of its items and members prefixed by where they are
+    (items numbered from 1)."""
+    if isinstance(detail, dict):
+        return [message for key, value in detail.items()
+                for message in _messages(value, f"{prefix}{_place(key)}: ")]
+    if isinstance(detail, list):
+        return [message for item in detail for message in _messages(item, prefix)]
+    return [f"{prefix}{detail}"]
+
+
+def _place(key) -> str:
+    key = str(key)
+    return f"Item {int(key) + 1}" if key.isdigit() else key
 
 
 def _first_message(detail) -> str:
@@ -81,6 +99,11 @@ def exception_handler(exc, context):
             code = "forbidden"
         message = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
         return Response(error_body(str(message), code), status=exc.status_code, headers=headers)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database cannot be reached (SPEC 12): a retryable 503, as /readyz says.
+        logger.error("database unavailable in %s: %s", context.get("view"), exc)
+        return Response(error_body("The database is unavailable; try again shortly", "service_unavailable"),
+                        status=503, headers={"Retry-After": "5"})
     logger.exception("Unhandled error in %s", context.get("view"))
     return Response(error_body("Internal server error", "internal_error"), status=500)
 

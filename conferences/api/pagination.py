@@ -28,7 +28,8 @@ class NewestFirstPagination(CursorPagination):
         except NotFound:
             cursor = False
         # The position is an id: anything else is a forged cursor.
-        if cursor is False or (cursor is not None and cursor.position is not None and not str(cursor.position).isdigit()):
+        position = None if cursor in (None, False) else cursor.position
+        if cursor is False or (position is not None and not (str(position).isascii() and str(position).isdigit())):
             raise ValidationError({"cursor": ["Invalid cursor."]})
         return cursor
 

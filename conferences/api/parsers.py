@@ -8,7 +8,10 @@ class StrictJSONParser(JSONParser):
     strict = True
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply") from None
         if not isinstance(data, dict):
             raise ParseError("Request body must be a JSON object")
         return data

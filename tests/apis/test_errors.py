@@ -81,9 +81,41 @@ def test_nul_characters_in_credentials_answer_400(client_for, tenant):
     assert_error(client.get("/api/v1/conferences"), 400, "invalid")
 
 
-def test_a_forged_cursor_answers_400(api):
+@pytest.mark.parametrize("position", ["abc", "²", "١٢"], ids=["letters", "superscript", "arabic-digits"])
+def test_a_forged_cursor_answers_400(api, position):
     import base64
+    from urllib.parse import quote
 
-    forged = base64.b64encode(b"p=abc").decode()
+    forged = quote(base64.b64encode(f"p={position}".encode()).decode())
     body = assert_error(api.get(f"/api/v1/conferences?cursor={forged}"), 400, "invalid")
     assert "cursor" in body["detail"]
+
+
+def test_errors_inside_a_list_are_messages_under_the_field(api, tenant):
+    room_id = api.post("/api/v1/conferences", {"name": "list-errors"}, format="json").json()["room_id"]
+    body = assert_error(api.post(f"/api/v1/conferences/{room_id}/play",
+                                 {"urls": ["https://cdn.example.com/a.wav", None, 5]}, format="json"), 400, "invalid")
+    assert body["detail"] == {"urls": ["Item 2: This field may not be null.", "Item 3: Must be a string."]}
+
+
+def test_a_body_nested_a_thousand_levels_deep_answers_400(api):
+    for depth in (1000, 100_000):
+        deep = '{"name": ' + "[" * depth + "]" * depth + "}"
+        response = api.post("/api/v1/conferences", deep, content_type="application/json")
+        assert response.status_code == 400, (depth, response.content[:200])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_cannot_be_reached_answers_503(api):
+    from django.db import connection
+
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = "1"  # the database is down: nothing listens here
+    try:
+        response = api.get("/api/v1/conferences")
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    body = assert_error(response, 503, "service_unavailable")
+    assert response["Retry-After"] == "5" and body["detail"] is None
