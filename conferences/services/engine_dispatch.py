@@ -34,6 +34,7 @@ from .sql import execute_prepared
 
 logger = logging.getLogger(__name__)
 
+GIVE_UP_MARGIN = 0.5  # seconds
 PASS_SECONDS = 30  # then the pass ends and publishes a wake-up, so a backlog is shared anew
 PRECISE_WAKE_LIMIT = 60  # retries due sooner get a timed wake-up; later ones the re-drive
 
@@ -70,7 +71,9 @@ RETURNING d.id, d.command, d.arguments, d.attempts, d.give_up_at <= statement_ti
 """
 
 # A finish matches its own attempt, so a late one for a command taken over changes nothing. A
-# retry that would come after the command's give-up time fails it instead (database time).
+# retry that would come within GIVE_UP_MARGIN of the command's give-up time fails it instead
+# (database time): a join's or a play's own failure then comes before its timeout does, even
+# when the retry's wake-up would be late.
 FINISH_SQL = f"""
 WITH outcome AS (
     SELECT * FROM unnest(%(id)s::bigint[], %(attempts)s::int[], %(status)s::text[], %(retry_in)s::float8[],
@@ -78,7 +81,7 @@ WITH outcome AS (
 ), decided AS (
     SELECT o.id, o.attempts, o.error,
            CASE WHEN o.status = {_PENDING} AND d.give_up_at IS NOT NULL
-                     AND statement_timestamp() + o.retry_in * interval '1 second' >= d.give_up_at
+                     AND statement_timestamp() + (o.retry_in + %(margin)s) * interval '1 second' >= d.give_up_at
                 THEN {_FAILED} ELSE o.status END AS status,
            statement_timestamp() + COALESCE(o.retry_in, 0) * interval '1 second' AS next_attempt_at
     FROM outcome AS o JOIN {_TABLE} AS d ON d.id = o.id
@@ -170,6 +173,7 @@ def finish(results: list[tuple[Claim, Result]]) -> int:
             "status": [str(status) for status in statuses],
             "retry_in": retry_in,
             "error": [result.error or "" for _, result in results],
+            "margin": GIVE_UP_MARGIN,
         })
         failed = {command_id for command_id, status in rows if status == EngineCommandStatus.FAILED}
         for claim, result in results:
