@@ -30,6 +30,7 @@ from ..webhooks.sender import Request, SendResult, sender
 from ..webhooks.signing import encode_body, signature_headers
 from . import outbox
 from .endpoints import disable_endpoint
+from .fan_out import PENDING
 from .sql import execute_prepared
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,7 @@ _DELIVERY = Delivery._meta.db_table
 _ATTEMPT = DeliveryAttempt._meta.db_table
 _EVENT = Event._meta.db_table
 _ENDPOINT = WebhookEndpoint._meta.db_table
-# A literal, not a parameter: prepared statements' generic plans then use the partial indexes.
-_PENDING = f"'{DeliveryStatus.PENDING.value}'"
+_PENDING = PENDING  # the one literal fan-out uses too (prepared statements' generic plans need it)
 
 # The endpoints with pending deliveries (a skip scan): the claim and the re-drive cost what is
 # due on them, not the number of endpoints or the backlog's depth.

@@ -88,11 +88,12 @@ def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None 
             setattr(endpoint, name, value)
         if changes:
             endpoint.save(update_fields=list(changes))
-        if enabled is not None and enabled != endpoint.enabled:
-            endpoint.enabled, endpoint.disabled_reason = enabled, "" if enabled else "disabled by the app"
+        if enabled is True and not endpoint.enabled:
+            enable_endpoint(actor=actor, endpoint=endpoint)
+        elif enabled is False and endpoint.enabled:
+            # Held, not failed (unlike a staff disable): enabling resumes the queues.
+            endpoint.enabled, endpoint.disabled_reason = False, "disabled by the app"
             endpoint.save(update_fields=["enabled", "disabled_reason"])
-            if enabled:
-                outbox.wake_on_commit("webhooks")
         audit.record(
             actor=actor, action="webhook_endpoint.update", app_id=endpoint.app.app_id,
             request={**changes, **({"url": _recorded_url(url)} if url else {}),
