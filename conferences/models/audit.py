@@ -42,6 +42,10 @@ class AuditEntry(models.Model):
             models.Index(fields=["app_id", "id"], name="audit_by_app"),
             # Retention pruning.
             models.Index(fields=["occurred_at"], name="audit_occurred_at"),
+            # Admin: search by operation, filter by action, filter the (few) outcomes other than ok.
+            models.Index(fields=["operation_id"], condition=~Q(operation_id=""), name="audit_by_operation"),
+            models.Index(fields=["action", "id"], name="audit_by_action"),
+            models.Index(fields=["outcome", "id"], condition=~Q(outcome="ok"), name="audit_not_ok_by_outcome"),
         ]
 
     def __str__(self) -> str:

@@ -28,6 +28,8 @@ class Event(models.Model):
             models.Index(fields=["room", "id"], name="event_by_room"),
             # Per-app listing in the admin.
             models.Index(fields=["app", "-id"], name="event_by_app"),
+            # A session's command.result events (the only events without a room): its timeline.
+            models.Index(fields=["ordering_key", "id"], condition=models.Q(room__isnull=True), name="event_by_session"),
         ]
 
     def __str__(self) -> str:

@@ -35,6 +35,7 @@ class Room(models.Model):
     objects = RoomQuerySet.as_manager()
 
     class Meta:
+        permissions = [("destroy_room", "Can destroy a room"), ("stop_playback", "Can stop a room's playback")]
         constraints = [
             # One live room per name and app; concurrent creates race on this index.
             models.UniqueConstraint(

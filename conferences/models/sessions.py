@@ -26,6 +26,7 @@ class CallSession(models.Model):
     class Meta:
         db_table = "conferences_session"
         verbose_name = "session"
+        permissions = [("hang_up_session", "Can hang up a session")]
         indexes = [
             # Orphan sweep: active sessions not seen for a while.
             models.Index(
@@ -63,6 +64,7 @@ class Member(models.Model):
     end_reason = models.CharField(max_length=32, blank=True)
 
     class Meta:
+        permissions = [("kick_member", "Can kick a member"), ("mute_member", "Can mute or unmute a member")]
         constraints = [
             # A session is in at most one room at a time.
             models.UniqueConstraint(
@@ -83,6 +85,9 @@ class Member(models.Model):
                 fields=["join_deadline_at"], condition=Q(state="joining"), name="member_joining_deadline"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.session.session_uuid} in {self.room.room_id}"
 
 
 class CommandRecord(models.Model):

@@ -38,6 +38,10 @@ class WebhookEndpoint(models.Model):
 
     class Meta:
         verbose_name = "webhook endpoint"
+        permissions = [
+            ("disable_endpoint", "Can disable or enable an endpoint"),
+            ("recover_endpoint", "Can queue an endpoint's failed deliveries again"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(deleted_at__isnull=True) | models.Q(enabled=False), name="endpoint_deleted_is_disabled"
@@ -101,6 +105,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        permissions = [("redeliver_delivery", "Can redeliver a delivery")]
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_endpoint"),
         ]

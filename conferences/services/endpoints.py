@@ -220,6 +220,8 @@ def redeliver(*, actor: Actor, delivery: Delivery) -> None:
             actor=actor,
             action="webhook_delivery.redeliver",
             app_id=delivery.endpoint.app.app_id,
+            # On its room's (or, for command.result, its session's) timeline.
+            **({"room_id": delivery.ordering_key} if delivery.event.room_id else {"session_uuid": delivery.ordering_key}),
             detail={"delivery_id": delivery.pk, "endpoint_id": delivery.endpoint.endpoint_id},
         )
 

@@ -93,7 +93,8 @@ def handle(report: dict, *, actor: Actor) -> tuple[int, dict]:
         )
         return 201, {"session_uuid": session.session_uuid}
     if kind == "session.ended":
-        changed = members.end_session(actor=actor, session_uuid=data["session_uuid"], reason="hangup")
+        changed = members.end_session(actor=actor, session_uuid=data["session_uuid"], reason="hangup",
+                                      tell_engine=False)
     elif kind == "member.joined":
         changed = members.confirm_join(actor=actor, session_uuid=data["session_uuid"], room_id=data["room_id"])
     elif kind == "member.left":

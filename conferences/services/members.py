@@ -241,17 +241,18 @@ def engine_member_left(*, actor: Actor, session_uuid: str, room_id: str) -> bool
     return True
 
 
-def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bool = False) -> bool:
-    """The call is gone (hang-up, or an orphan): its membership ends with that reason.
-    Sweeps pass skip_locked: a session busy elsewhere is left to the next sweep."""
+def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bool = False,
+                tell_engine: bool = True) -> bool:
+    """The call is gone (hang-up, or an orphan) or staff hung it up: its membership ends with
+    that reason. Sweeps pass skip_locked: a session busy elsewhere is left to the next sweep.
+    `tell_engine` is False when the engine reported the hang-up: it has no call left to kick."""
     with transaction.atomic():
         session = _lock_session_by_uuid(session_uuid, skip_locked=skip_locked)
         if session is None or session.state != SessionState.ACTIVE:
             return False
         member = _locked_membership(session)
         if member is not None:
-            # A hang-up left nothing in the engine; an orphan may still be there.
-            end_membership_locked(member=member, reason=reason, actor=actor, tell_engine=reason != "hangup")
+            end_membership_locked(member=member, reason=reason, actor=actor, tell_engine=tell_engine)
         session.state = SessionState.ENDED
         session.ended_at = timezone.now()
         session.save(update_fields=["state", "ended_at"])

@@ -41,6 +41,16 @@ def create_app(*, actor: Actor, app_id: str, name: str = "", webhook_url: str | 
     return NewApp(app=app, api_key=plain_key, webhook_secret=endpoint.secret if endpoint else None)
 
 
+def set_app_enabled(*, actor: Actor, app: App, enabled: bool) -> bool:
+    """Enable or disable an app (a disabled app's API calls are 403); returns whether it changed."""
+    with transaction.atomic():
+        changed = App.objects.filter(pk=app.pk).exclude(enabled=enabled).update(enabled=enabled)
+        audit.record(actor=actor, action="app.enable" if enabled else "app.disable", app_id=app.app_id,
+                     outcome="ok" if changed else "unchanged")
+    app.enabled = enabled
+    return bool(changed)
+
+
 def issue_api_key(*, actor: Actor, app: App, label: str = "") -> tuple[ApiKey, str]:
     """Mint a key (256 bits of entropy); the plain key is returned once and never stored."""
     with transaction.atomic():
@@ -60,7 +70,8 @@ def issue_api_key(*, actor: Actor, app: App, label: str = "") -> tuple[ApiKey, s
     return api_key, plain_key
 
 
-def revoke_api_key(*, actor: Actor, api_key: ApiKey) -> None:
+def revoke_api_key(*, actor: Actor, api_key: ApiKey) -> bool:
+    """Revoke the key at once; returns False when it already was."""
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         audit.record(
@@ -70,6 +81,7 @@ def revoke_api_key(*, actor: Actor, api_key: ApiKey) -> None:
             outcome="ok" if updated else "already_revoked",
             detail={"prefix": api_key.prefix},
         )
+    return bool(updated)
 
 
 def find_api_key(*, app_id: str, plain_key: str) -> ApiKey | None:

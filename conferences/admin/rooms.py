@@ -1,0 +1,297 @@
+"""Rooms, sessions, members and playbacks: what support looks at first, and the actions that
+act on calls (kick, mute, unmute, hang up, stop playback, destroy a room), each through the
+same service function as its API twin, with the staff user as the actor."""
+
+import uuid
+
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from ..errors import Conflict, NotFound
+from ..models import CallSession, Member, PlaybackOperation, Room
+from ..models.sessions import ACTIVE_MEMBER_STATES
+from ..services import commands, members, playback, rooms
+from .. import timeline
+from .base import ConsoleAdmin, ReadOnlyAdmin, indexed_values_filter, staff_actor
+from .timeline import TimelineMixin, timeline_link
+
+
+def _link(obj, text=None):
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text if text is not None else obj)
+
+
+def _changelist(model_name: str, query: str, text: str):
+    return format_html('<a href="{}?{}">{}</a>', reverse(f"admin:conferences_{model_name}_changelist"), query, text)
+
+
+class LiveFilter(admin.SimpleListFilter):
+    title = parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("live", "live"), ("destroyed", "destroyed")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("live", "destroyed"):
+            return queryset.filter(destroyed_at__isnull=self.value() == "live")
+        return queryset
+
+
+class MemberInline(admin.TabularInline):
+    model = Member
+    fields = ["session_link", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["-id"]
+
+    @admin.display(description="session")
+    def session_link(self, member):
+        return _link(member.session)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("session")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CallActions:
+    """Permission checks of the actions on calls (the support group holds them)."""
+
+    def has_kick_permission(self, request):
+        return request.user.has_perm("conferences.kick_member")
+
+    def has_mute_permission(self, request):
+        return request.user.has_perm("conferences.mute_member")
+
+    def has_hang_up_permission(self, request):
+        return request.user.has_perm("conferences.hang_up_session")
+
+    def has_stop_permission(self, request):
+        return request.user.has_perm("conferences.stop_playback")
+
+    def has_destroy_permission(self, request):
+        return request.user.has_perm("conferences.destroy_room")
+
+    def set_muted(self, request, sessions, muted: bool) -> None:
+        """Mute or unmute as the API's session command does: member event and command.result."""
+        actor = staff_actor(request)
+        command = members.MUTE if muted else members.UNMUTE
+
+        def run(session):
+            commands.run_command(
+                actor=actor, app=session.app, session_uuid=session.session_uuid, command=command, command_uid=None,
+                request={}, perform=lambda command_uid: members.set_muted(
+                    actor=actor, app=session.app, session_uuid=session.session_uuid, muted=muted,
+                    command_uid=command_uid),
+            )
+            return "muted" if muted else "unmuted"
+
+        self.report(request, sessions, run)
+
+
+@admin.register(Room)
+class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
+    list_display = ["room_id", "name", "app", "node", "live", "playback_status", "members", "created_at",
+                    "destroyed_at"]
+    list_filter = ["app", LiveFilter, indexed_values_filter("node", "node"), "playback_status"]
+    search_fields = ["room_id"]  # see get_search_results
+    search_help_text = "A room_id, a room name, or the session_uuid of a member (present or past)."
+    list_select_related = ["app"]
+    readonly_fields = ["room_id", "name", "app", "node", "created_at", "destroyed_at", "volume", "current_playback",
+                       "related", "timeline_page"]
+    fields = readonly_fields
+    inlines = [MemberInline]
+    actions = ["destroy", "stop_playback"]
+    timeline_page = staticmethod(timeline_link)
+
+    def get_queryset(self, request):
+        active = Member.objects.filter(room=OuterRef("pk"), state__in=ACTIVE_MEMBER_STATES).order_by()
+        counted = active.values("room").annotate(count=Count("pk")).values("count")
+        return super().get_queryset(request).annotate(
+            member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0))
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        of_member = Member.objects.filter(session__session_uuid=term).values("room_id")
+        return queryset.filter(Q(room_id=term) | Q(name=term) | Q(pk__in=of_member)), False
+
+    def timeline_sources(self, room):
+        return timeline.room_sources(room)
+
+    @admin.display(boolean=True, ordering="destroyed_at")
+    def live(self, room):
+        return room.is_live
+
+    @admin.display(ordering="member_count")
+    def members(self, room):
+        return room.member_count
+
+    @admin.display(description="playback")
+    def current_playback(self, room):
+        if room.playback_status == "stopped":
+            return "stopped"
+        operation = PlaybackOperation.objects.filter(operation_id=room.playback_operation_id).first()
+        urls = format_html_join("", "<li>{}</li>", ((url,) for url in room.playback_urls))
+        return format_html("{} {}<ul>{}</ul>", room.playback_status,
+                           _link(operation) if operation else room.playback_operation_id, urls)
+
+    @admin.display(description="see also")
+    def related(self, room):
+        return format_html(
+            "{} · {} · {} · {}",
+            _changelist("event", f"q={room.room_id}", "events"),
+            _changelist("delivery", f"q={room.room_id}", "webhook deliveries"),
+            _changelist("auditentry", f"q={room.room_id}", "history"),
+            _changelist("enginecommand", f"q={room.room_id}", "engine commands"),
+        )
+
+    @admin.action(description="Destroy the selected rooms", permissions=["destroy"])
+    def destroy(self, request, queryset):
+        self.report(request, queryset.select_related("app"), lambda room: rooms.destroy_room(
+            actor=staff_actor(request), app=room.app, room_id=room.room_id) or "destroyed")
+
+    @admin.action(description="Stop the selected rooms' playback", permissions=["stop"])
+    def stop_playback(self, request, queryset):
+        self.report(request, queryset.select_related("app"), lambda room: playback.stop(
+            actor=staff_actor(request), app=room.app, room_id=room.room_id) and "playback stopped")
+
+
+class MemberStateFilter(admin.SimpleListFilter):
+    title, parameter_name = "state", "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "in a room (joining or joined)"), *Member._meta.get_field("state").choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(state__in=ACTIVE_MEMBER_STATES)
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
+@admin.register(Member)
+class MemberAdmin(CallActions, ReadOnlyAdmin):
+    list_display = ["id", "session", "room", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
+    list_filter = [MemberStateFilter, "muted"]
+    search_fields = ["session__session_uuid"]  # see get_search_results
+    search_help_text = "A session_uuid or a room_id."
+    list_select_related = ["session", "room"]
+    readonly_fields = [f.name for f in Member._meta.fields]
+    actions = ["kick", "mute", "unmute"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(session__in=CallSession.objects.filter(session_uuid=term).values("pk"))
+                               | Q(room__in=Room.objects.filter(room_id=term).values("pk"))), False
+
+    @admin.action(description="Kick the selected members from their rooms", permissions=["kick"])
+    def kick(self, request, queryset):
+        def run(member):
+            try:
+                members.kick(actor=staff_actor(request), app=member.room.app, room_id=member.room.room_id,
+                             session_uuid=member.session.session_uuid)
+            except NotFound:
+                raise Conflict("Not in the conference (any more)") from None
+            return f"kicked from {member.room}"
+
+        self.report(request, queryset.select_related("room__app", "session"), run)
+
+    @admin.action(description="Mute the selected members", permissions=["mute"])
+    def mute(self, request, queryset):
+        self.set_muted(request, [m.session for m in queryset.select_related("session__app")], True)
+
+    @admin.action(description="Unmute the selected members", permissions=["mute"])
+    def unmute(self, request, queryset):
+        self.set_muted(request, [m.session for m in queryset.select_related("session__app")], False)
+
+
+class SessionMemberInline(MemberInline):
+    fk_name = "session"
+    fields = ["room_link", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
+    readonly_fields = fields
+
+    @admin.display(description="room")
+    def room_link(self, member):
+        return _link(member.room)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("room")
+
+
+@admin.register(CallSession)
+class CallSessionAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
+    list_display = ["session_uuid", "app", "caller_id", "node", "state", "created_at", "last_seen_at", "ended_at"]
+    list_filter = ["state", "app"]
+    search_fields = ["session_uuid"]  # see get_search_results
+    search_help_text = "A session_uuid or a caller id."
+    list_select_related = ["app"]
+    readonly_fields = [f.name for f in CallSession._meta.fields if f.name != "id"] + ["timeline_page"]
+    inlines = [SessionMemberInline]
+    actions = ["hang_up", "mute", "unmute"]
+    timeline_page = staticmethod(timeline_link)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(Q(session_uuid=term) | Q(caller_id=term)) if term else queryset), False
+
+    def timeline_sources(self, session):
+        return timeline.session_sources(session)
+
+    @admin.action(description="Hang up the selected sessions", permissions=["hang_up"])
+    def hang_up(self, request, queryset):
+        def run(session):
+            # The engine has no hang-up command (SPEC 7): the call leaves its room there; the leg
+            # itself is the dial plan's to end.
+            if not members.end_session(actor=staff_actor(request), session_uuid=session.session_uuid, reason="hangup"):
+                raise Conflict("Already ended")
+            return "hung up"
+
+        self.report(request, queryset, run)
+
+    @admin.action(description="Mute the selected sessions", permissions=["mute"])
+    def mute(self, request, queryset):
+        self.set_muted(request, queryset.select_related("app"), True)
+
+    @admin.action(description="Unmute the selected sessions", permissions=["mute"])
+    def unmute(self, request, queryset):
+        self.set_muted(request, queryset.select_related("app"), False)
+
+
+@admin.register(PlaybackOperation)
+class PlaybackOperationAdmin(CallActions, ReadOnlyAdmin):
+    list_display = ["operation_id", "room", "state", "dispatched_at", "deadline_at", "ended_at", "error"]
+    list_filter = ["state", "error"]
+    search_fields = ["operation_id"]  # see get_search_results
+    search_help_text = "An operation_id or a room_id."
+    list_select_related = ["room"]
+    readonly_fields = [f.name for f in PlaybackOperation._meta.fields]
+    actions = ["stop"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        by_room = Q(room__in=Room.objects.filter(room_id=term).values("pk"))
+        try:
+            return queryset.filter(by_room | Q(operation_id=uuid.UUID(term))), False
+        except ValueError:  # not an operation id
+            return queryset.filter(by_room), False
+
+    @admin.action(description="Stop the selected playbacks", permissions=["stop"])
+    def stop(self, request, queryset):
+        def run(operation):
+            if operation.room.playback_operation_id != operation.operation_id:
+                raise Conflict("Not playing any more")
+            playback.stop(actor=staff_actor(request), app=operation.room.app, room_id=operation.room.room_id)
+            return "stopped"
+
+        self.report(request, queryset.select_related("room__app"), run)

@@ -1,0 +1,181 @@
+"""Events, their deliveries and attempts, and endpoints: where a late or missing webhook is
+explained. Redelivery, recovery, disabling and enabling go through services.endpoints; only
+superusers rotate a secret. Nothing here deletes an endpoint: its delivery history stays."""
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Q
+from django.template.response import TemplateResponse
+
+from ..event_schema import event_schemas
+from ..errors import Conflict
+from ..models import Delivery, DeliveryAttempt, Event, Room, WebhookEndpoint
+from ..services import endpoints
+from .base import ConsoleAdmin, ReadOnlyAdmin, staff_actor
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    title, parameter_name = "event type", "event_type"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in sorted(event_schemas())]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event_type=self.value()) if self.value() else queryset
+
+
+def _by_room_or_key(term: str) -> Q:
+    """Events of a room (by room_id), of a session (command.result, by session_uuid), or one
+    event by its webhook-id."""
+    if term.startswith("msg_"):
+        return Q(uuid=term[4:]) if _is_hex_uuid(term[4:]) else Q(pk__in=[])
+    room_pk = Room.objects.filter(room_id=term).values_list("pk", flat=True).first()
+    return Q(room=room_pk) if room_pk else Q(room__isnull=True, ordering_key=term)
+
+
+def _is_hex_uuid(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ["endpoint", "status", "attempts", "next_attempt_at", "completed_at", "last_status_code", "last_error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("endpoint")
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "event_type", "app", "ordering_key", "created_at", "webhook_id"]
+    list_filter = [EventTypeFilter, "app"]
+    search_fields = ["ordering_key"]  # see get_search_results
+    search_help_text = "A room_id, a session_uuid (its command.result events) or a webhook-id (msg_…)."
+    list_select_related = ["app"]
+    readonly_fields = ["webhook_id", "event_type", "app", "room", "ordering_key", "created_at", "payload"]
+    fields = readonly_fields
+    inlines = [DeliveryInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(_by_room_or_key(term)) if term else queryset), False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_excerpt"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "endpoint", "event", "ordering_key", "status", "attempts", "next_attempt_at",
+                    "last_status_code", "created_at", "completed_at"]
+    list_filter = ["status"]
+    search_fields = ["ordering_key"]  # see get_search_results
+    search_help_text = "A room_id, a session_uuid, a webhook-id (msg_…) or an endpoint_id (ep_…)."
+    list_select_related = ["endpoint", "event"]
+    readonly_fields = ["event", "endpoint", "ordering_key", "state", "attempts", "total_attempts", "next_attempt_at",
+                       "lease_expires_at", "created_at", "completed_at", "last_status_code", "last_error"]
+    fields = readonly_fields
+    inlines = [DeliveryAttemptInline]
+    actions = ["redeliver"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.startswith("ep_"):
+            return queryset.filter(endpoint__endpoint_id=term), False
+        return queryset.filter(event__in=Event.objects.filter(_by_room_or_key(term)).values("pk")), False
+
+    def has_redeliver_permission(self, request):
+        return request.user.has_perm("conferences.redeliver_delivery")
+
+    @admin.action(description="Redeliver the selected deliveries", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        self.report(request, queryset.select_related("endpoint__app", "event"), lambda delivery: endpoints.redeliver(
+            actor=staff_actor(request), delivery=delivery) or "queued again under the same webhook-id")
+
+
+class RecoverForm(forms.Form):
+    since = forms.DateTimeField(help_text="Failed deliveries created at or after this time are queued again "
+                                          "(YYYY-MM-DD HH:MM:SS, UTC).")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ConsoleAdmin):
+    """Endpoints an app deleted stay here with their deliveries (deleted_at set)."""
+
+    list_display = ["endpoint_id", "app", "url", "enabled", "disabled_reason", "created_at", "deleted_at"]
+    list_filter = ["enabled", ("deleted_at", admin.EmptyFieldListFilter), "app"]
+    search_fields = ["=endpoint_id", "url", "=app__app_id"]
+    list_select_related = ["app"]
+    exclude = ["secret", "previous_secret"]  # never shown again after creation or rotation
+    readonly_fields = ["endpoint_id", "app", "url", "description", "event_types", "enabled", "disabled_reason",
+                       "previous_secret_expires_at", "created_at", "deleted_at"]
+    actions = ["disable", "enable", "recover", "rotate_secret"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # read-only; changes go through the actions (the app changes its own over the API)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting would take the delivery history with it: disable instead
+
+    def has_disable_permission(self, request):
+        return request.user.has_perm("conferences.disable_endpoint")
+
+    def has_recover_permission(self, request):
+        return request.user.has_perm("conferences.recover_endpoint")
+
+    def has_rotate_permission(self, request):
+        return request.user.is_superuser
+
+    @admin.action(description="Disable the selected endpoints (what waits fails)", permissions=["disable"])
+    def disable(self, request, queryset):
+        def run(endpoint):
+            if not endpoint.enabled:
+                raise Conflict("Already disabled")
+            endpoints.disable_endpoint(actor=staff_actor(request), endpoint=endpoint, reason="Disabled by staff")
+            return "disabled"
+
+        self.report(request, queryset.select_related("app"), run)
+
+    @admin.action(description="Enable the selected endpoints", permissions=["disable"])
+    def enable(self, request, queryset):
+        self.report(request, queryset.select_related("app"), lambda endpoint: endpoints.enable_endpoint(
+            actor=staff_actor(request), endpoint=endpoint) or "enabled")
+
+    @admin.action(description="Recover failed deliveries since a time…", permissions=["recover"])
+    def recover(self, request, queryset):
+        form = RecoverForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/conferences/recover_since.html", {
+                **self.admin_site.each_context(request), "opts": self.opts, "title": "Recover failed deliveries",
+                "endpoints": queryset, "form": form, "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            })
+        since = form.cleaned_data["since"]
+        self.report(request, queryset.select_related("app"), lambda endpoint: "{} deliveries queued again".format(
+            endpoints.redeliver_failed(actor=staff_actor(request), endpoint=endpoint, since=since)))
+
+    @admin.action(description="Rotate the secret (the new one is shown once)", permissions=["rotate"])
+    def rotate_secret(self, request, queryset):
+        self.report(request, queryset.select_related("app"), lambda endpoint: (
+            f"new secret {endpoints.rotate_secret(actor=staff_actor(request), endpoint=endpoint)} (copy it now: it is "
+            "not shown again; the previous one keeps signing for 24 hours)"))
