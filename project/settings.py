@@ -219,6 +219,9 @@ WEBHOOK_RETRY_SCHEDULE = env_float_list(
     "WEBHOOK_RETRY_SCHEDULE", [5, 300, 1800, 7200, 18000, 36000, 36000]
 )
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# A webhook inbox at /dev/inbox (conferences/dev_inbox.py) for `make run`; the URL exists only
+# when this is on.
+DEV_INBOX = env_bool("DEV_INBOX", False)
 # Attempts in flight per worker process: to one endpoint, and in all.
 WEBHOOK_ENDPOINT_CONCURRENCY = env_int("WEBHOOK_ENDPOINT_CONCURRENCY", 32)
 WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 1024)

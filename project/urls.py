@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
@@ -13,6 +14,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
 ]
+if settings.DEV_INBOX:
+    urlpatterns.append(path("dev/", include("conferences.dev_inbox")))
 
 handler400 = "conferences.api.errors.bad_request"
 handler403 = "conferences.api.errors.permission_denied"

@@ -1,5 +1,6 @@
 """`make run` on a machine without DATABASE_URL and CELERY_BROKER_URL: embedded PostgreSQL,
-a broker folder, web + worker + beat; the printed credentials create a room."""
+a broker folder, web + worker + beat; the printed credentials create a room, and its
+`conference.created` webhook shows in the development inbox, signature verified."""
 
 import os
 import re
@@ -7,10 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,23 +38,36 @@ def test_make_run_serves_the_printed_credentials():
         text=True,
         start_new_session=True,
     )
-    output = []
-    try:
-        deadline = time.monotonic() + 90
-        credentials = None
-        while time.monotonic() < deadline and credentials is None:
-            line = process.stdout.readline()
-            if not line:
-                break
+    output: list[str] = []
+
+    def read_everything() -> None:  # so a full pipe never blocks the stack's processes
+        for line in process.stdout:
             output.append(line)
-            credentials = re.search(r"X-App-ID: (\S+)\s+X-API-Key: (\S+)", line)
-        assert credentials, "".join(output[-40:])
-        headers = {"X-App-ID": credentials.group(1), "X-API-Key": credentials.group(2)}
+
+    threading.Thread(target=read_everything, daemon=True).start()
+    try:
+        try:
+            eventually(lambda: "Webhooks " in "".join(output) or process.poll() is not None, timeout=90)
+        except AssertionError:
+            raise AssertionError("".join(output[-40:])) from None
+        banner = "".join(output)
+        credentials = re.search(r"X-App-ID: (\S+)\s+X-API-Key: (\S+)", banner)
+        assert credentials, banner[-4000:]
         base = f"http://127.0.0.1:{port}"
+        assert f"Webhooks  {base}/dev/inbox/" in banner
+        headers = {"X-App-ID": credentials.group(1), "X-API-Key": credentials.group(2)}
         name = f"made-by-make-run-{int(time.time() * 1000)}"
         response = httpx.post(f"{base}/api/v1/conferences", json={"name": name}, headers=headers, timeout=10)
         assert response.status_code == 201, response.text
+        room_id = response.json()["room_id"]
         assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+
+        def inbox_lists_the_room_created_and_verified() -> bool:
+            page = httpx.get(f"{base}/dev/inbox/", timeout=10).text
+            return any(room_id in row and "conference.created" in row and "<td>verified</td>" in row
+                       for row in page.split("<tr>"))
+
+        eventually(inbox_lists_the_room_created_and_verified, timeout=30)
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
