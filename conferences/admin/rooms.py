@@ -100,7 +100,7 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     list_display = ["room_id", "name", "app", "node", "live", "playback_status", "members", "created_at",
                     "destroyed_at"]
     list_filter = ["app", LiveFilter, indexed_values_filter("node", "node"), "playback_status"]
-    search_fields = ["room_id"]  # see get_search_results
+    search_fields = ["room_id"]  # see search()
     search_help_text = "A room_id, a room name, or the session_uuid of a member (present or past)."
     list_select_related = ["app"]
     readonly_fields = ["room_id", "name", "app", "node", "created_at", "destroyed_at", "volume", "current_playback",
@@ -116,12 +116,9 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
         return super().get_queryset(request).annotate(
             member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0))
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search(self, queryset, term):
         of_member = Member.objects.filter(session__session_uuid=term).values("room_id")
-        return queryset.filter(Q(room_id=term) | Q(name=term) | Q(pk__in=of_member)), False
+        return queryset.filter(Q(room_id=term) | Q(name=term) | Q(pk__in=of_member))
 
     def timeline_sources(self, room):
         return timeline.room_sources(room)
@@ -180,18 +177,15 @@ class MemberStateFilter(admin.SimpleListFilter):
 class MemberAdmin(CallActions, ReadOnlyAdmin):
     list_display = ["id", "session", "room", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
     list_filter = [MemberStateFilter, "muted"]
-    search_fields = ["session__session_uuid"]  # see get_search_results
+    search_fields = ["session__session_uuid"]  # see search()
     search_help_text = "A session_uuid or a room_id."
     list_select_related = ["session", "room"]
     readonly_fields = [f.name for f in Member._meta.fields]
     actions = ["kick", "mute", "unmute"]
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search(self, queryset, term):
         return queryset.filter(Q(session__in=CallSession.objects.filter(session_uuid=term).values("pk"))
-                               | Q(room__in=Room.objects.filter(room_id=term).values("pk"))), False
+                               | Q(room__in=Room.objects.filter(room_id=term).values("pk")))
 
     @admin.action(description="Kick the selected members from their rooms", permissions=["kick"])
     def kick(self, request, queryset):
@@ -231,7 +225,7 @@ class SessionMemberInline(MemberInline):
 class CallSessionAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     list_display = ["session_uuid", "app", "caller_id", "node", "state", "created_at", "last_seen_at", "ended_at"]
     list_filter = ["state", "app"]
-    search_fields = ["session_uuid"]  # see get_search_results
+    search_fields = ["session_uuid"]  # see search()
     search_help_text = "A session_uuid or a caller id."
     list_select_related = ["app"]
     readonly_fields = [f.name for f in CallSession._meta.fields if f.name != "id"] + ["timeline_page"]
@@ -239,9 +233,8 @@ class CallSessionAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     actions = ["hang_up", "mute", "unmute"]
     timeline_page = staticmethod(timeline_link)
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        return (queryset.filter(Q(session_uuid=term) | Q(caller_id=term)) if term else queryset), False
+    def search(self, queryset, term):
+        return queryset.filter(Q(session_uuid=term) | Q(caller_id=term))
 
     def timeline_sources(self, session):
         return timeline.session_sources(session)
@@ -270,21 +263,18 @@ class CallSessionAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
 class PlaybackOperationAdmin(CallActions, ReadOnlyAdmin):
     list_display = ["operation_id", "room", "state", "dispatched_at", "deadline_at", "ended_at", "error"]
     list_filter = ["state", "error"]
-    search_fields = ["operation_id"]  # see get_search_results
+    search_fields = ["operation_id"]  # see search()
     search_help_text = "An operation_id or a room_id."
     list_select_related = ["room"]
     readonly_fields = [f.name for f in PlaybackOperation._meta.fields]
     actions = ["stop"]
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search(self, queryset, term):
         by_room = Q(room__in=Room.objects.filter(room_id=term).values("pk"))
         try:
-            return queryset.filter(by_room | Q(operation_id=uuid.UUID(term))), False
+            return queryset.filter(by_room | Q(operation_id=uuid.UUID(term)))
         except ValueError:  # not an operation id
-            return queryset.filter(by_room), False
+            return queryset.filter(by_room)
 
     @admin.action(description="Stop the selected playbacks", permissions=["stop"])
     def stop(self, request, queryset):

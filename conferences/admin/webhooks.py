@@ -57,16 +57,15 @@ class DeliveryInline(admin.TabularInline):
 class EventAdmin(ReadOnlyAdmin):
     list_display = ["id", "event_type", "app", "ordering_key", "created_at", "webhook_id"]
     list_filter = [EventTypeFilter, "app"]
-    search_fields = ["ordering_key"]  # see get_search_results
+    search_fields = ["ordering_key"]  # see search()
     search_help_text = "A room_id, a session_uuid (its command.result events) or a webhook-id (msg_…)."
     list_select_related = ["app"]
     readonly_fields = ["webhook_id", "event_type", "app", "room", "ordering_key", "created_at", "payload"]
     fields = readonly_fields
     inlines = [DeliveryInline]
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        return (queryset.filter(_by_room_or_key(term)) if term else queryset), False
+    def search(self, queryset, term):
+        return queryset.filter(_by_room_or_key(term))
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -80,12 +79,25 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["id", "delivery", "number", "started_at", "duration_ms", "status_code", "error"]
+    search_fields = ["delivery__id"]  # see search()
+    search_help_text = "A delivery id."
+    list_select_related = ["delivery"]
+    readonly_fields = [f.name for f in DeliveryAttempt._meta.fields]
+
+    def search(self, queryset, term):
+        is_id = term.isascii() and term.isdigit() and len(term) < 19
+        return queryset.filter(delivery_id=int(term)) if is_id else queryset.none()
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ["id", "endpoint", "event", "ordering_key", "status", "attempts", "next_attempt_at",
                     "last_status_code", "created_at", "completed_at"]
     list_filter = ["status"]
-    search_fields = ["ordering_key"]  # see get_search_results
+    search_fields = ["ordering_key"]  # see search()
     search_help_text = "A room_id, a session_uuid, a webhook-id (msg_…) or an endpoint_id (ep_…)."
     list_select_related = ["endpoint", "event"]
     readonly_fields = ["event", "endpoint", "ordering_key", "state", "attempts", "total_attempts", "next_attempt_at",
@@ -94,13 +106,10 @@ class DeliveryAdmin(ReadOnlyAdmin):
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
 
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
+    def search(self, queryset, term):
         if term.startswith("ep_"):
-            return queryset.filter(endpoint__endpoint_id=term), False
-        return queryset.filter(event__in=Event.objects.filter(_by_room_or_key(term)).values("pk")), False
+            return queryset.filter(endpoint__endpoint_id=term)
+        return queryset.filter(event__in=Event.objects.filter(_by_room_or_key(term)).values("pk"))
 
     def has_redeliver_permission(self, request):
         return request.user.has_perm("conferences.redeliver_delivery")
