@@ -143,7 +143,8 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     @admin.display(description="see also")
     def related(self, room):
         return format_html(
-            "{} · {} · {} · {}",
+            "{} · {} · {} · {} · {}",
+            _changelist("member", f"q={room.room_id}", "members (kick, mute)"),
             _changelist("event", f"q={room.room_id}", "events"),
             _changelist("delivery", f"q={room.room_id}", "webhook deliveries"),
             _changelist("auditentry", f"q={room.room_id}", "history"),

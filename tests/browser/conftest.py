@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.flows.conftest import celery_worker, receiver, worker_env  # noqa: F401  (shared fixtures)
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"  # var/ is ignored by git
 
