@@ -41,7 +41,10 @@ class LiveFilter(admin.SimpleListFilter):
 
 
 class MemberInline(admin.TabularInline):
+    """A room's current members (its past ones are in Members, searched by room_id)."""
+
     model = Member
+    verbose_name_plural = "current members"
     fields = ["session_link", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
     readonly_fields = fields
     extra = 0
@@ -54,7 +57,7 @@ class MemberInline(admin.TabularInline):
         return _link(member.session)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("session")
+        return super().get_queryset(request).filter(state__in=ACTIVE_MEMBER_STATES).select_related("session")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -97,7 +100,7 @@ class CallActions:
 
 @admin.register(Room)
 class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
-    list_display = ["room_id", "name", "app", "node", "live", "playback_status", "members", "created_at",
+    list_display = ["room_id", "name", "app", "node", "live", "playback_status", "current_members", "created_at",
                     "destroyed_at"]
     list_filter = ["app", LiveFilter, indexed_values_filter("node", "node"), "playback_status"]
     search_fields = ["room_id"]  # see search()
@@ -127,8 +130,8 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     def live(self, room):
         return room.is_live
 
-    @admin.display(ordering="member_count")
-    def members(self, room):
+    @admin.display(ordering="member_count", description="members")
+    def current_members(self, room):
         return room.member_count
 
     @admin.display(description="playback")
@@ -210,7 +213,10 @@ class MemberAdmin(CallActions, ReadOnlyAdmin):
 
 
 class SessionMemberInline(MemberInline):
+    """Every stay of the session in a room (a call has few)."""
+
     fk_name = "session"
+    verbose_name_plural = "memberships"
     fields = ["room_link", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
     readonly_fields = fields
 
@@ -219,7 +225,7 @@ class SessionMemberInline(MemberInline):
         return _link(member.room)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("room")
+        return admin.TabularInline.get_queryset(self, request).select_related("room")
 
 
 @admin.register(CallSession)

@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from .. import timeline
 
@@ -44,7 +45,5 @@ class TimelineMixin:
 
 @admin.display(description="timeline")
 def timeline_link(obj):
-    from django.utils.html import format_html
-
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_timeline", args=[obj.pk])
     return format_html('<a href="{}">timeline</a>', url)
