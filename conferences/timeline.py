@@ -5,13 +5,16 @@ Each source is read through its own index (event_by_room, event_by_session, audi
 audit_by_session) from the cursor on, so a page costs the same at any depth and any table size.
 """
 
+import heapq
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 
-from .models import AuditEntry, CallSession, Delivery, Event, Member, Room
+from .models import AuditEntry, CallSession, Delivery, Event, Room
+from .models.events import MEMBER_EVENT_PREFIX
 
 PAGE_SIZE = 50
 
@@ -26,7 +29,6 @@ class Entry:
 @dataclass(frozen=True)
 class Page:
     entries: list[Entry]
-    newest_first: bool
     next_cursor: str | None  # None on the last page
 
 
@@ -43,11 +45,16 @@ def room_sources(room: Room) -> dict[str, tuple[str, QuerySet]]:
 
 
 def session_sources(session: CallSession) -> dict[str, tuple[str, QuerySet]]:
-    rooms = Member.objects.filter(session=session).values("room_id")
+    member_events = (
+        Event.objects.filter(event_type__startswith=MEMBER_EVENT_PREFIX)
+        .alias(member_session=KeyTextTransform("session_uuid", "payload"))
+        .filter(member_session=session.session_uuid)
+    )
     return {
-        # command.result events carry the session as their key; member events name it in the body.
+        # command.result events carry the session as their key; member events name it in the body
+        # (both read through an index of their own: event_by_session, event_member_by_session).
         "c": ("event", _events(Event.objects.filter(room__isnull=True, ordering_key=session.session_uuid))),
-        "m": ("event", _events(Event.objects.filter(room__in=rooms, payload__session_uuid=session.session_uuid))),
+        "m": ("event", _events(member_events)),
         "h": ("history", AuditEntry.objects.filter(session_uuid=session.session_uuid)),
     }
 
@@ -64,21 +71,20 @@ def parse_cursor(cursor: str | None, names) -> dict[str, int]:
 
 def page(sources: dict[str, tuple[str, QuerySet]], *, cursor: str | None = None, newest_first: bool = False,
          size: int = PAGE_SIZE) -> Page:
-    """The next `size` entries after `cursor`. Within a source, id order is time order (ids
-    follow commit order per room and session), so the first `size` entries of the merge are
-    among the first `size` of each source."""
+    """The next `size` entries after `cursor`, merged by time. Each source is read in id order
+    and merged without reordering it, so what a page takes of a source is always a prefix and
+    its cursor skips nothing, even where two hosts' clocks disagree a little."""
     positions = parse_cursor(cursor, sources)
-    fetched: list[tuple[datetime, int, str, str, Any]] = []
+    streams = []
     for name, (kind, queryset) in sources.items():
         if name in positions:
             queryset = queryset.filter(Q(id__lt=positions[name]) if newest_first else Q(id__gt=positions[name]))
-        for item in queryset.order_by("-id" if newest_first else "id")[: size + 1]:
-            at = item.created_at if kind == "event" else item.occurred_at
-            fetched.append((at, item.id, name, kind, item))
-    fetched.sort(key=lambda row: row[:2], reverse=newest_first)
-    taken, more = fetched[:size], len(fetched) > size
-    for _, item_id, name, _, _ in taken:
-        positions[name] = item_id
-    next_cursor = ".".join(f"{name}{position}" for name, position in positions.items()) if more else None
-    return Page(entries=[Entry(at=at, kind=kind, item=item) for at, _, _, kind, item in taken],
-                newest_first=newest_first, next_cursor=next_cursor)
+        time_field = "created_at" if kind == "event" else "occurred_at"
+        streams.append([(getattr(item, time_field), name, kind, item)
+                        for item in queryset.order_by("-id" if newest_first else "id")[: size + 1]])
+    merged = list(heapq.merge(*streams, key=lambda row: row[0], reverse=newest_first))
+    taken = merged[:size]
+    for _, name, _, item in taken:
+        positions[name] = item.id
+    next_cursor = ".".join(f"{name}{position}" for name, position in positions.items()) if len(merged) > size else None
+    return Page(entries=[Entry(at=at, kind=kind, item=item) for at, _, kind, item in taken], next_cursor=next_cursor)

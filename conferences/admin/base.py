@@ -27,6 +27,17 @@ class CappedCountPaginator(Paginator):
         return self.object_list[: self.cap + 1].count()
 
 
+# "Select all" runs an action on every row the list matches: at most this many at once.
+MAX_ACTION_ROWS = 1000
+
+
+class SuperuserManages:
+    """Apps, keys and secrets are the superusers' (SPEC 10): actions with permissions=["manage"]."""
+
+    def has_manage_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+
 class ConsoleAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False  # the second, unfiltered count
@@ -45,6 +56,13 @@ class ConsoleAdmin(admin.ModelAdmin):
         if type(self).search is ConsoleAdmin.search:
             return super().get_search_results(request, queryset, term)
         return self.search(queryset, term), False
+
+    def response_action(self, request, queryset):
+        if request.POST.get("select_across") == "1" and queryset[: MAX_ACTION_ROWS + 1].count() > MAX_ACTION_ROWS:
+            self.message_user(request, f"Not done: an action takes at most {MAX_ACTION_ROWS} rows at once; narrow "
+                                       "the list with a search or a filter.", messages.ERROR)
+            return None  # back to the list
+        return super().response_action(request, queryset)
 
     def report(self, request, objects: Iterable, act: Callable[[object], str]) -> None:
         """Run `act` on each object: one message each, saying what was done or why not."""

@@ -15,7 +15,7 @@ from ..models import CallSession, Member, PlaybackOperation, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES
 from ..services import commands, members, playback, rooms
 from .. import timeline
-from .base import ConsoleAdmin, ReadOnlyAdmin, indexed_values_filter, staff_actor
+from .base import ReadOnlyAdmin, indexed_values_filter, staff_actor
 from .timeline import TimelineMixin, timeline_link
 
 
@@ -26,6 +26,10 @@ def _link(obj, text=None):
 
 def _changelist(model_name: str, query: str, text: str):
     return format_html('<a href="{}?{}">{}</a>', reverse(f"admin:conferences_{model_name}_changelist"), query, text)
+
+
+def _left_already(member):
+    raise Conflict("Not in the conference (any more)")
 
 
 class LiveFilter(admin.SimpleListFilter):
@@ -57,7 +61,7 @@ class MemberInline(admin.TabularInline):
         return _link(member.session)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(state__in=ACTIVE_MEMBER_STATES).select_related("session")
+        return super().get_queryset(request).filter(state__in=ACTIVE_MEMBER_STATES).select_related("session", "room")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -198,18 +202,25 @@ class MemberAdmin(CallActions, ReadOnlyAdmin):
                 members.kick(actor=staff_actor(request), app=member.room.app, room_id=member.room.room_id,
                              session_uuid=member.session.session_uuid)
             except NotFound:
-                raise Conflict("Not in the conference (any more)") from None
+                _left_already(member)
             return f"kicked from {member.room}"
 
         self.report(request, queryset.select_related("room__app", "session"), run)
 
     @admin.action(description="Mute the selected members", permissions=["mute"])
     def mute(self, request, queryset):
-        self.set_muted(request, [m.session for m in queryset.select_related("session__app")], True)
+        self.set_muted(request, self._calls_in_rooms(request, queryset), True)
 
     @admin.action(description="Unmute the selected members", permissions=["mute"])
     def unmute(self, request, queryset):
-        self.set_muted(request, [m.session for m in queryset.select_related("session__app")], False)
+        self.set_muted(request, self._calls_in_rooms(request, queryset), False)
+
+    def _calls_in_rooms(self, request, queryset) -> list[CallSession]:
+        """The sessions of the selected members still in their rooms (a past stay's session may
+        be in another room now: muting it there is not what was asked)."""
+        past = queryset.exclude(state__in=ACTIVE_MEMBER_STATES).select_related("session", "room")
+        self.report(request, past, _left_already)
+        return [m.session for m in queryset.filter(state__in=ACTIVE_MEMBER_STATES).select_related("session__app")]
 
 
 class SessionMemberInline(MemberInline):
@@ -225,7 +236,7 @@ class SessionMemberInline(MemberInline):
         return _link(member.room)
 
     def get_queryset(self, request):
-        return admin.TabularInline.get_queryset(self, request).select_related("room")
+        return admin.TabularInline.get_queryset(self, request).select_related("session", "room")
 
 
 @admin.register(CallSession)
@@ -269,7 +280,7 @@ class CallSessionAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
 @admin.register(PlaybackOperation)
 class PlaybackOperationAdmin(CallActions, ReadOnlyAdmin):
     list_display = ["operation_id", "room", "state", "dispatched_at", "deadline_at", "ended_at", "error"]
-    list_filter = ["state", "error"]
+    list_filter = ["state"]
     search_fields = ["operation_id"]  # see search()
     search_help_text = "An operation_id or a room_id."
     list_select_related = ["room"]
@@ -286,9 +297,8 @@ class PlaybackOperationAdmin(CallActions, ReadOnlyAdmin):
     @admin.action(description="Stop the selected playbacks", permissions=["stop"])
     def stop(self, request, queryset):
         def run(operation):
-            if operation.room.playback_operation_id != operation.operation_id:
-                raise Conflict("Not playing any more")
-            playback.stop(actor=staff_actor(request), app=operation.room.app, room_id=operation.room.room_id)
+            playback.stop(actor=staff_actor(request), app=operation.room.app, room_id=operation.room.room_id,
+                          operation_id=operation.operation_id)
             return "stopped"
 
         self.report(request, queryset.select_related("room__app"), run)

@@ -10,19 +10,12 @@ from django.db.models.functions import Coalesce
 from ..errors import ServiceError
 from ..models import ApiKey, App, Room, WebhookEndpoint
 from ..services import endpoints, tenants
-from .base import ConsoleAdmin, ReadOnlyAdmin, staff_actor
+from .base import ConsoleAdmin, ReadOnlyAdmin, SuperuserManages, staff_actor
 
 
 def _count_of(queryset) -> Coalesce:
     counted = queryset.order_by().values("app").annotate(count=Count("pk")).values("count")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-
-class SuperuserManages:
-    """Apps, keys and secrets are the superusers' (SPEC 10)."""
-
-    def has_manage_permission(self, request) -> bool:
-        return request.user.is_superuser
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -39,7 +32,7 @@ class ApiKeyInline(admin.TabularInline):
 
 class EndpointInline(admin.TabularInline):
     model = WebhookEndpoint
-    fields = ["endpoint_id", "url", "enabled", "disabled_reason", "deleted_at"]
+    fields = ["endpoint_id", "display_url", "enabled", "disabled_reason", "deleted_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -123,10 +116,11 @@ class AppAdmin(SuperuserManages, ConsoleAdmin):
 
     @admin.action(description="Issue a new API key (shown once)", permissions=["manage"])
     def issue_api_key(self, request, queryset):
-        for app in queryset:
+        def issue(app):
             api_key, plain_key = tenants.issue_api_key(actor=staff_actor(request), app=app, label="issued by staff")
-            self.message_user(request, f"{app}: new API key {plain_key} (prefix {api_key.prefix}). "
-                                       "Copy it now: it is not shown again.", messages.WARNING)
+            return f"new API key {plain_key} (prefix {api_key.prefix}; copy it now: it is not shown again)"
+
+        self.report(request, queryset, issue)
 
     @admin.action(description="Disable the selected apps (their API calls answer 403)", permissions=["manage"])
     def disable(self, request, queryset):

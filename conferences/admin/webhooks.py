@@ -9,10 +9,9 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 
 from ..event_schema import event_schemas
-from ..errors import Conflict
 from ..models import Delivery, DeliveryAttempt, Event, Room, WebhookEndpoint
 from ..services import endpoints
-from .base import ConsoleAdmin, ReadOnlyAdmin, staff_actor
+from .base import ReadOnlyAdmin, SuperuserManages, staff_actor
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -126,26 +125,22 @@ class RecoverForm(forms.Form):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ConsoleAdmin):
+class WebhookEndpointAdmin(SuperuserManages, ReadOnlyAdmin):
     """Endpoints an app deleted stay here with their deliveries (deleted_at set)."""
 
-    list_display = ["endpoint_id", "app", "url", "enabled", "disabled_reason", "created_at", "deleted_at"]
+    list_display = ["endpoint_id", "app", "display_url", "enabled", "disabled_reason", "created_at", "deleted_at"]
     list_filter = ["enabled", ("deleted_at", admin.EmptyFieldListFilter), "app"]
     search_fields = ["=endpoint_id", "url", "=app__app_id"]
     list_select_related = ["app"]
-    exclude = ["secret", "previous_secret"]  # never shown again after creation or rotation
-    readonly_fields = ["endpoint_id", "app", "url", "description", "event_types", "enabled", "disabled_reason",
+    # Secrets are never shown again after creation or rotation; the URL without its query (it
+    # may hold a token).
+    exclude = ["secret", "previous_secret", "url"]
+    readonly_fields = ["endpoint_id", "app", "display_url", "description", "event_types", "enabled", "disabled_reason",
                        "previous_secret_expires_at", "created_at", "deleted_at"]
     actions = ["disable", "enable", "recover", "rotate_secret"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False  # read-only; changes go through the actions (the app changes its own over the API)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # deleting would take the delivery history with it: disable instead
+    # Read-only: changes go through the actions (the app changes its own over the API); deleting
+    # would take the delivery history with it: disable instead.
 
     def has_disable_permission(self, request):
         return request.user.has_perm("conferences.disable_endpoint")
@@ -153,23 +148,15 @@ class WebhookEndpointAdmin(ConsoleAdmin):
     def has_recover_permission(self, request):
         return request.user.has_perm("conferences.recover_endpoint")
 
-    def has_rotate_permission(self, request):
-        return request.user.is_superuser
-
     @admin.action(description="Disable the selected endpoints (what waits fails)", permissions=["disable"])
     def disable(self, request, queryset):
-        def run(endpoint):
-            if not endpoint.enabled:
-                raise Conflict("Already disabled")
-            endpoints.disable_endpoint(actor=staff_actor(request), endpoint=endpoint, reason="Disabled by staff")
-            return "disabled"
-
-        self.report(request, queryset.select_related("app"), run)
+        self.report(request, queryset.select_related("app"), lambda endpoint: "disabled" if endpoints.disable_endpoint(
+            actor=staff_actor(request), endpoint=endpoint, reason="Disabled by staff") else "was disabled already")
 
     @admin.action(description="Enable the selected endpoints", permissions=["disable"])
     def enable(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda endpoint: endpoints.enable_endpoint(
-            actor=staff_actor(request), endpoint=endpoint) or "enabled")
+        self.report(request, queryset.select_related("app"), lambda endpoint: "enabled" if endpoints.enable_endpoint(
+            actor=staff_actor(request), endpoint=endpoint) else "was enabled already")
 
     @admin.action(description="Recover failed deliveries since a time…", permissions=["recover"])
     def recover(self, request, queryset):
@@ -183,7 +170,7 @@ class WebhookEndpointAdmin(ConsoleAdmin):
         self.report(request, queryset.select_related("app"), lambda endpoint: "{} deliveries queued again".format(
             endpoints.redeliver_failed(actor=staff_actor(request), endpoint=endpoint, since=since)))
 
-    @admin.action(description="Rotate the secret (the new one is shown once)", permissions=["rotate"])
+    @admin.action(description="Rotate the secret (the new one is shown once)", permissions=["manage"])
     def rotate_secret(self, request, queryset):
         self.report(request, queryset.select_related("app"), lambda endpoint: (
             f"new secret {endpoints.rotate_secret(actor=staff_actor(request), endpoint=endpoint)} (copy it now: it is "

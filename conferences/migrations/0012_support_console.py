@@ -1,5 +1,6 @@
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
+from django.db.models.fields.json import KeyTextTransform
 
 
 class Migration(migrations.Migration):
@@ -46,5 +47,9 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name='event',
             index=models.Index(condition=models.Q(('room__isnull', True)), fields=['ordering_key', 'id'], name='event_by_session'),
+        ),
+        AddIndexConcurrently(
+            model_name='event',
+            index=models.Index(KeyTextTransform('session_uuid', 'payload'), models.F('id'), condition=models.Q(('event_type__startswith', 'conference.member.')), name='event_member_by_session'),
         ),
     ]

@@ -1,10 +1,14 @@
 import uuid
 
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from .rooms import Room
 from .tenants import App
+
+MEMBER_EVENT_PREFIX = "conference.member."
 
 
 class Event(models.Model):
@@ -30,6 +34,9 @@ class Event(models.Model):
             models.Index(fields=["app", "-id"], name="event_by_app"),
             # A session's command.result events (the only events without a room): its timeline.
             models.Index(fields=["ordering_key", "id"], condition=models.Q(room__isnull=True), name="event_by_session"),
+            # A session's member events (they name it in the body): its timeline.
+            models.Index(KeyTextTransform("session_uuid", "payload"), F("id"),
+                         condition=models.Q(event_type__startswith=MEMBER_EVENT_PREFIX), name="event_member_by_session"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,11 @@ def mint_endpoint_id() -> str:
     return f"ep_{uuid.uuid4().hex}"
 
 
+def url_without_query(url: str) -> str:
+    """The URL as history and the console show it: a query (or fragment) may hold a token."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
 class WebhookEndpointQuerySet(models.QuerySet):
     def current(self):
         """Not deleted: what the app sees and manages (staff see the deleted ones too)."""
@@ -53,7 +58,11 @@ class WebhookEndpoint(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.url
+        return self.display_url
+
+    @property
+    def display_url(self) -> str:
+        return url_without_query(self.url)
 
 
 QUEUE_POSITION_SEQUENCE = "conferences_delivery_queue_position_seq"

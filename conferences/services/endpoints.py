@@ -15,7 +15,7 @@ from ..actors import Actor
 from ..errors import Conflict, NotFound, ServiceError
 from ..event_schema import event_schemas
 from ..models import App, Delivery, WebhookEndpoint
-from ..models.webhooks import QUEUE_POSITION_SEQUENCE, DeliveryStatus
+from ..models.webhooks import QUEUE_POSITION_SEQUENCE, DeliveryStatus, url_without_query
 from ..ssrf import MAX_URL_LENGTH, check_webhook_url
 from . import audit, outbox
 from .fan_out import PENDING, held_until
@@ -47,10 +47,6 @@ def validate_endpoint(*, url: str | None = None, event_types: list[str] | None =
         raise ServiceError(f"Invalid webhook endpoint: {next(iter(problems.values()))[0]}", detail=problems)
 
 
-def _recorded_url(url: str) -> str:
-    return url.split("?", 1)[0]  # a query may hold a token
-
-
 def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] | None = None,
                     description: str = "") -> WebhookEndpoint:
     """A new endpoint with a new secret; at most MAX_ENDPOINTS per app (409 endpoint_limit)."""
@@ -67,7 +63,7 @@ def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] 
             actor=actor,
             action="webhook_endpoint.create",
             app_id=app.app_id,
-            request={"url": _recorded_url(url), "event_types": event_types, "description": description},
+            request={"url": url_without_query(url), "event_types": event_types, "description": description},
             detail={"endpoint_id": endpoint.endpoint_id},
         )
     return endpoint
@@ -96,7 +92,7 @@ def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None 
             endpoint.save(update_fields=["enabled", "disabled_reason"])
         audit.record(
             actor=actor, action="webhook_endpoint.update", app_id=endpoint.app.app_id,
-            request={**changes, **({"url": _recorded_url(url)} if url else {}),
+            request={**changes, **({"url": url_without_query(url)} if url else {}),
                      **({} if enabled is None else {"enabled": enabled})},
             detail={"endpoint_id": endpoint.endpoint_id},
         )
@@ -148,11 +144,16 @@ def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta =
     return endpoint.secret
 
 
-def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) -> None:
-    """Stop sending to an endpoint; its waiting deliveries fail (they can be redelivered)."""
+def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) -> bool:
+    """Stop sending to an endpoint; its waiting deliveries fail (they can be redelivered).
+    Returns False when it was deleted or already disabled for the same reason."""
     with transaction.atomic():
-        if not WebhookEndpoint.objects.current().filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason):
-            return  # deleted: off already, its reason kept
+        changed = (
+            WebhookEndpoint.objects.current().filter(pk=endpoint.pk)
+            .exclude(enabled=False, disabled_reason=reason).update(enabled=False, disabled_reason=reason)
+        )
+        if not changed:
+            return False  # deleted (off already, its reason kept) or disabled already
         failed = _fail_waiting(endpoint, "endpoint disabled")
         audit.record(
             actor=actor,
@@ -161,18 +162,24 @@ def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) ->
             detail={"endpoint_id": endpoint.endpoint_id, "reason": reason, "deliveries_failed": failed},
         )
     endpoint.enabled, endpoint.disabled_reason = False, reason
+    return True
 
 
-def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
+def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> bool:
+    """Send to it again, what waited first; returns False when it was enabled already."""
     with transaction.atomic():
-        if not WebhookEndpoint.objects.current().filter(pk=endpoint.pk).update(enabled=True, disabled_reason=""):
-            raise Conflict("The endpoint was deleted", code="endpoint_deleted")
+        current = WebhookEndpoint.objects.current().filter(pk=endpoint.pk)
+        if not current.filter(enabled=False).update(enabled=True, disabled_reason=""):
+            if not current.exists():
+                raise Conflict("The endpoint was deleted", code="endpoint_deleted")
+            return False
         outbox.wake_on_commit("webhooks")  # what waited for it goes now
         audit.record(
             actor=actor, action="webhook_endpoint.enable", app_id=endpoint.app.app_id,
             detail={"endpoint_id": endpoint.endpoint_id},
         )
     endpoint.enabled, endpoint.disabled_reason = True, ""
+    return True
 
 
 def _lock_enabled(endpoint: WebhookEndpoint) -> WebhookEndpoint:

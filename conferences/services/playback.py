@@ -115,10 +115,12 @@ def toggle_pause(*, actor: Actor, app, room_id: str) -> dict:
         return {"operation_id": operation_id, **_status(room)}
 
 
-def stop(*, actor: Actor, app, room_id: str) -> dict:
+def stop(*, actor: Actor, app, room_id: str, operation_id: str | None = None) -> dict:
+    """Stop the room's playback; with `operation_id`, only if that play is the one active."""
     with transaction.atomic():
         room = lock_live_room(app=app, room_id=room_id)
-        if _active_operation(room) is None:
+        active = _active_operation(room)
+        if active is None or (operation_id is not None and str(active.operation_id) != str(operation_id)):
             raise Conflict("No playback in this conference", code="no_playback")
         operation_id = stop_locked(room=room, actor=actor)
         return {"operation_id": operation_id, **_status(room)}

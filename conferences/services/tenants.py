@@ -10,6 +10,7 @@ from django.utils import timezone
 from ..actors import Actor
 from ..errors import Conflict
 from ..models import ApiKey, App
+from ..models.webhooks import url_without_query
 from . import audit
 from .endpoints import create_endpoint
 
@@ -37,7 +38,7 @@ def create_app(*, actor: Actor, app_id: str, name: str = "", webhook_url: str | 
             raise Conflict(f"App {app_id!r} already exists", code="app_exists") from None
         _, plain_key = issue_api_key(actor=actor, app=app, label="created with the app")
         endpoint = create_endpoint(actor=actor, app=app, url=webhook_url) if webhook_url else None
-        audit.record(actor=actor, action="app.create", app_id=app_id, request={"webhook_url": webhook_url})
+        audit.record(actor=actor, action="app.create", app_id=app_id, request={"webhook_url": webhook_url and url_without_query(webhook_url)})
     return NewApp(app=app, api_key=plain_key, webhook_secret=endpoint.secret if endpoint else None)
 
 

@@ -8,7 +8,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conferences.actors import Actor
-from conferences.models import AuditEntry, CallSession, Delivery, EngineCommand, Event, Member, Room, WebhookEndpoint
+from conferences.models import (AuditEntry, CallSession, Delivery, EngineCommand, Event, Member, PlaybackOperation,
+                                Room, WebhookEndpoint)
 from conferences.services import members
 from conferences.services.endpoints import create_endpoint
 from conferences.services.sessions import create_session
@@ -219,8 +220,47 @@ def test_disable_and_enable_an_endpoint(support, failed_deliveries):
     endpoint = by_staff.endpoint
     assert act(support, "webhookendpoint", "disable", endpoint) == [f"{endpoint}: disabled."]
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).enabled is False
-    assert act(support, "webhookendpoint", "disable", endpoint) == [f"{endpoint}: not done, already disabled."]
+    assert act(support, "webhookendpoint", "disable", endpoint) == [f"{endpoint}: was disabled already."]
     assert act(support, "webhookendpoint", "enable", endpoint) == [f"{endpoint}: enabled."]
+    assert act(support, "webhookendpoint", "enable", endpoint) == [f"{endpoint}: was enabled already."]
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).enabled is True
     assert [(e.action, e.actor_kind, e.actor) for e in by_staff.history()] == [
         ("webhook_endpoint.disable", "staff", "sam-support"), ("webhook_endpoint.enable", "staff", "sam-support")]
+
+
+def test_stop_a_playback_stops_only_that_play(support, scenes):
+    _, by_staff = scenes()
+    play = lambda: by_staff.api.post(f"/api/v1/conferences/{by_staff.room_id}/play",  # noqa: E731
+                                     {"urls": ["https://cdn.example.com/a.wav"]}, format="json").json()["operation_id"]
+    first = PlaybackOperation.objects.get(operation_id=play())
+    assert act(support, "playbackoperation", "stop", first) == [f"{first.operation_id}: stopped."]
+    second = PlaybackOperation.objects.get(operation_id=play())
+    assert act(support, "playbackoperation", "stop", first) == [
+        f"{first.operation_id}: not done, no playback in this conference."]
+    assert PlaybackOperation.objects.get(pk=second.pk).state == "playing"  # the newer play goes on
+
+
+def test_mute_of_a_past_stay_is_refused_not_applied_to_the_next_room(support, scenes):
+    _, by_staff = scenes()
+    past = by_staff.member
+    assert by_staff.api.post(f"/api/v1/sessions/{by_staff.session_uuid}/commands/conference/leave", {},
+                             format="json").status_code == 202
+    other_room = by_staff.api.post("/api/v1/conferences", {"name": "other"}, format="json").json()["room_id"]
+    by_staff.api.post(f"/api/v1/sessions/{by_staff.session_uuid}/commands/conference/join", {"room_id": other_room},
+                      format="json")
+    members.confirm_join(actor=ENGINE, session_uuid=by_staff.session_uuid, room_id=other_room)
+    past = Member.objects.select_related("session", "room").get(pk=past.pk)
+    assert act(support, "member", "mute", past) == [f"{past}: not done, not in the conference (any more)."]
+    assert Member.objects.get(session__session_uuid=by_staff.session_uuid, room__room_id=other_room).muted is False
+
+
+def test_select_all_is_bounded(support, scenes, monkeypatch):
+    from conferences.admin import base
+
+    monkeypatch.setattr(base, "MAX_ACTION_ROWS", 1)
+    first, second = scenes()
+    response = support.post("/admin/conferences/room/", {"action": "destroy", "select_across": "1", "index": "0",
+                                                         "_selected_action": [first.room.pk]}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Not done: an action takes at most 1 rows at once; narrow the list with a search or a filter."]
+    assert Room.objects.filter(destroyed_at__isnull=True).count() == 2

@@ -112,6 +112,7 @@ def test_superusers_create_apps_and_keys_shown_once(superuser_client, tenant, en
 
     issued = action(superuser_client, "app", "issue_api_key", tenant.app)
     new_key = next(str(m) for m in issued.context["messages"]).split("new API key ")[1].split(" ")[0]
+    assert next(str(m) for m in issued.context["messages"]).startswith(f"{tenant.app.app_id}: new API key ck_")
     assert find_api_key(app_id=tenant.app.app_id, plain_key=new_key) is not None
     action(superuser_client, "apikey", "revoke", ApiKey.objects.get(prefix=new_key[:11]))
     assert find_api_key(app_id=tenant.app.app_id, plain_key=new_key) is None
@@ -150,3 +151,25 @@ def test_support_tunes_a_periodic_task_but_not_what_it_runs(support, superuser_c
     response = superuser_client.post(url, periodic_task_form(tuned, args='["x"]', enabled="on"))
     assert response.status_code == 302, response.content.decode()[:3000]
     assert PeriodicTask.objects.get(pk=task.pk).args == '["x"]'
+
+
+def test_endpoint_urls_are_shown_without_their_query(superuser_client):
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
+        created = superuser_client.post("/admin/conferences/app/add/", {
+            "app_id": "tokened", "name": "T", "webhook_url": "http://127.0.0.1:9/hook?token=s3cr3t"}, follow=True)
+    assert created.status_code == 200
+    endpoint = WebhookEndpoint.objects.get(app__app_id="tokened")
+    for url in ("/admin/conferences/webhookendpoint/", f"/admin/conferences/webhookendpoint/{endpoint.pk}/change/",
+                f"/admin/conferences/app/{endpoint.app.pk}/change/"):
+        page = superuser_client.get(url).content.decode()
+        assert "http://127.0.0.1:9/hook" in page and "s3cr3t" not in page, url
+    assert "s3cr3t" not in str(list(AuditEntry.objects.values_list("request", flat=True)))
+
+
+def test_superusers_enable_an_app_again(superuser_client, tenant, client_for):
+    action(superuser_client, "app", "disable", tenant.app)
+    enabled = action(superuser_client, "app", "enable", tenant.app)
+    assert [str(m) for m in enabled.context["messages"]] == [f"{tenant.app.app_id}: enabled."]
+    assert client_for(tenant).get("/api/v1/conferences").status_code == 200
+    assert list(AuditEntry.objects.filter(action__startswith="app.e").values_list("action", "actor")) == [
+        ("app.enable", "root-admin")]
