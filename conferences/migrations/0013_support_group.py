@@ -16,11 +16,12 @@ ACTIONS = [
 
 
 def create_support_group(apps, schema_editor):
-    # Permissions are made after migrate; this group needs them now.
+    # Permissions are made after migrate; this group needs them now. (create_permissions skips an
+    # app without a models module, which historical app configs lack.)
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        models_module, app_config.models_module = getattr(app_config, "models_module", None), True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = models_module
     Group, Permission = apps.get_model("auth", "Group"), apps.get_model("auth", "Permission")
     group, _ = Group.objects.get_or_create(name=SUPPORT)
     viewing = Permission.objects.filter(content_type__app_label__in=VIEWED_APPS, codename__startswith="view_")
