@@ -1,6 +1,8 @@
 from rest_framework import exceptions, permissions, throttling
 from rest_framework.authentication import BaseAuthentication
 
+from project import logs
+
 from ..actors import Actor
 from ..services.tenants import find_api_key
 
@@ -16,6 +18,7 @@ class AppKeyAuthentication(BaseAuthentication):
         api_key = find_api_key(app_id=app_id, plain_key=plain_key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid application id or API key")
+        logs.bind(app=app_id, by=f"app:{app_id}:{api_key.prefix}")
         return api_key.app, api_key
 
     def authenticate_header(self, request):
