@@ -48,7 +48,8 @@ class EngineEventsApi(APIView):
         "member.joined / member.left {session_uuid, room_id}; playback.progress {room_id, operation_id}; "
         "playback.finished {room_id, operation_id, url}; playback.error {room_id, operation_id, url, message?}; "
         "heartbeat {node, sessions: [session_uuid, ...]}. Malformed or oversized fields and unknown types are "
-        "400; unknown fields are ignored (the history keeps only validated fields).",
+        "400; unknown fields are ignored (the history keeps only validated fields). A new session of an app at "
+        "its active-session quota (`QUOTA_ACTIVE_SESSIONS`) is 409 `quota_exceeded`.",
     )
     def post(self, request):
         node = request.data.get("node") if isinstance(request.data, dict) else None

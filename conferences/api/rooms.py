@@ -62,7 +62,8 @@ class RoomViewSet(viewsets.ViewSet):
         request=CreateInput,
         responses={201: CreateOutput},
         description="Create a room; emits `conference.created`. A taken name answers 409 `name_taken` "
-        "with `detail.room_id` naming the live room that has it.",
+        "with `detail.room_id` naming the live room that has it; an app at its live-room quota "
+        "(`QUOTA_LIVE_ROOMS`) gets 409 `quota_exceeded`.",
     )
     def create(self, request):
         data = CreateInput(data=request.data)

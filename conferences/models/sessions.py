@@ -32,6 +32,8 @@ class CallSession(models.Model):
             models.Index(
                 fields=["last_seen_at"], condition=Q(state="active"), name="session_active_last_seen"
             ),
+            # The active-sessions quota: an app's active sessions.
+            models.Index(fields=["app"], condition=Q(state="active"), name="session_active_by_app"),
         ]
 
     def __str__(self) -> str:

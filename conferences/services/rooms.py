@@ -9,7 +9,7 @@ from ..ids import mint_room_id
 from ..models import App, Room
 from ..models.rooms import PlaybackStatus
 from ..models.sessions import ACTIVE_MEMBER_STATES
-from . import audit, engine_commands
+from . import audit, engine_commands, quotas
 from .events import record_event
 from .locks import lock_live_room
 from .members import end_membership_locked
@@ -29,6 +29,12 @@ def create_room(*, actor: Actor, app: App, name: str) -> Room:
     Concurrent creates race on the partial unique index: the loser's insert waits for the
     winner's commit, fails, and then reads the winner's room.
     """
+    try:
+        quotas.check_live_rooms(app)
+    except quotas.QuotaExceeded as exc:
+        audit.record(actor=actor, action="conference.create", outcome=exc.code, app_id=app.app_id,
+                     request={"name": name}, detail=exc.detail)
+        raise
     for _ in range(3):
         try:
             with transaction.atomic():

@@ -11,7 +11,7 @@ from ..errors import ServiceError
 from ..ids import mint_session_uuid, node_of
 from ..models import App, CallSession
 from ..models.sessions import SessionState
-from . import audit
+from . import audit, quotas
 from .members import end_session
 
 
@@ -24,6 +24,10 @@ def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: s
     node = node_of(session_uuid)
     if node is None:
         raise ServiceError("Invalid session_uuid", detail={"session_uuid": ["Must be <node>-<uuid>."]})
+    existing = CallSession.objects.filter(session_uuid=session_uuid, app=app).first()
+    if existing is not None:
+        return existing  # a repeated report, even at the quota
+    quotas.check_active_sessions(app)
     try:
         with transaction.atomic():
             session = CallSession.objects.create(session_uuid=session_uuid, app=app, caller_id=caller_id, node=node)
