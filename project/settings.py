@@ -101,11 +101,13 @@ LOGGING = {
 }
 
 # --- REST API -----------------------------------------------------------------------------
+# Per app, counted in the shared cache by every process; failed authentication per address.
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "100/second")
+AUTH_FAILURE_RATE_LIMIT = env_str("AUTH_FAILURE_RATE_LIMIT", "30/minute")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["conferences.api.auth.AppKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["conferences.api.auth.IsEnabledApp"],
     "DEFAULT_THROTTLE_CLASSES": ["conferences.api.auth.AppRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"app": env_str("API_RATE_LIMIT", "100/second")},
     "DEFAULT_PARSER_CLASSES": ["conferences.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "conferences.api.errors.exception_handler",
@@ -154,6 +156,21 @@ if not CELERY_BROKER_URL:
         "polling_interval": 0.05,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+
+# The shared cache holds the rate limits' counters, so every process counts together: Redis
+# (CACHE_URL, else a Redis broker's URL); without Redis, each process counts alone.
+CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": "conference-plane",
+        # A request never waits long on the cache; conferences.ratelimit lets requests through meanwhile.
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    }
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -234,5 +251,5 @@ AUDIT_RETENTION_DAYS = env_float("AUDIT_RETENTION_DAYS", 90)
 EVENT_RETENTION_DAYS = env_float("EVENT_RETENTION_DAYS", 30)
 ROOM_RETENTION_DAYS = env_float("ROOM_RETENTION_DAYS", 90)
 # Per app (0: no limit); over them, 409 quota_exceeded.
-QUOTA_LIVE_ROOMS = env_int("QUOTA_LIVE_ROOMS", 10_000)
-QUOTA_ACTIVE_SESSIONS = env_int("QUOTA_ACTIVE_SESSIONS", 50_000)
+QUOTA_LIVE_ROOMS = env_int("QUOTA_LIVE_ROOMS", 10_000, minimum=0)
+QUOTA_ACTIVE_SESSIONS = env_int("QUOTA_ACTIVE_SESSIONS", 50_000, minimum=0)

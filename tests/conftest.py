@@ -1,4 +1,6 @@
+import copy
 import json
+import uuid
 from dataclasses import dataclass
 from itertools import count
 
@@ -6,12 +8,22 @@ import jsonschema
 import pytest
 from rest_framework.test import APIClient
 
+from conferences import ratelimit
 from conferences.actors import Actor
 from conferences.event_schema import SCHEMA_PATH
 from conferences.models import App, Event
 from conferences.services.tenants import create_app
 
 _app_numbers = count(1)
+
+
+@pytest.fixture(autouse=True)
+def own_cache_keys(settings, monkeypatch):
+    """Each test counts its rate limits from zero, in the shared cache too (a key prefix of its own)."""
+    monkeypatch.setattr(ratelimit, "_cache_down_until", 0.0)
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
+    settings.CACHES = caches
 
 
 @dataclass

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..actors import Actor
+from .auth import count_a_failure, refuse_a_failing_address
 from ..ids import NODE_RE
 from ..services import engine_events
 
@@ -28,7 +29,9 @@ class EngineEventsApi(APIView):
         token = header[7:] if header.startswith("Bearer ") else ""
         expected = settings.ENGINE_TOKEN
         # An unset ENGINE_TOKEN closes the ingress; comparison is constant-time.
+        refuse_a_failing_address(request)
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            count_a_failure(request)
             raise EngineTokenRequired()
         super().initial(request, *args, **kwargs)
 

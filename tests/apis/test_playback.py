@@ -139,7 +139,9 @@ def test_play_refuses_a_media_host_that_cannot_be_checked_in_time(api, room_id, 
     from conferences import ssrf
 
     monkeypatch.setattr(ssrf, "MEDIA_LOOKUP_SECONDS", 0.2)
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(1) or [])
+    real_lookup = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: time.sleep(1) or []
+                        if host == "slow.example.com" else real_lookup(host, *args, **kwargs))
     body = assert_error(post(api, room_id, "play", {"urls": ["https://slow.example.com/a.wav"]}), 400, "invalid")
     assert "could not be checked in time" in body["detail"]["urls"][0]
 

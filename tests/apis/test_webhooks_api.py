@@ -187,8 +187,10 @@ def test_urls_that_reach_private_addresses_are_refused(api, url):
 def test_a_name_that_resolves_privately_is_refused(api, monkeypatch):
     import socket
 
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kw: [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))])
+    real_lookup = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *args, **kw: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))] if host == "hooks.example.com"
+        else real_lookup(host, port, *args, **kw))
     assert list(assert_error(create(api, url="https://hooks.example.com/x"), 400, "invalid")["detail"]) == ["url"]
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
         assert create(api, url="https://hooks.example.com/x").status_code == 201
