@@ -4,6 +4,7 @@ none may deadlock (PostgreSQL would abort one with "deadlock detected", a 500)."
 import threading
 
 import pytest
+from django.db import connection
 
 from conferences.actors import Actor
 from conferences.services import members, playback
@@ -16,8 +17,8 @@ SYSTEM = Actor.system("tests")
 
 
 def run_together(*calls):
-    from django.db import connection
-
+    """Run the calls at once, one thread and connection each; the errors they raised. A thread
+    still running after 30 s fails the test: that is what a deadlock looks like here."""
     barrier = threading.Barrier(len(calls))
     errors = []
 
@@ -35,6 +36,7 @@ def run_together(*calls):
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a call did not finish within 30 s"
     return errors
 
 
