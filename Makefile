@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # Fails loudly when the embedded PostgreSQL cannot start.
 WITH_DB = if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$($(PY) -m project.devdb) || exit 1; export DATABASE_URL; fi;
 
-.PHONY: install run test bench
+.PHONY: install run test bench lint
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
@@ -20,6 +20,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m project.devstack
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: $(STAMP)
 	@$(WITH_DB) $(PY) -m pytest $(PYTEST_ARGS)

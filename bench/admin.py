@@ -20,7 +20,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .setup import BENCH_DB, ROOT, mark_built, use_kept_database
 
@@ -31,9 +31,28 @@ STATEMENT_TIMEOUT_MS = 60_000  # bounds every query of a page
 WARM_BUDGET_S = 20  # a page slower than this to warm is timed once, not RUNS more times
 SUPERUSER, SUPPORT_USER, SUPPORT_GROUP = "bench-admin", "bench-support", "support"
 
-APP_IDS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell", "cyberdyne",
-           "soylent", "aperture", "gringotts", "oscorp", "vandelay", "dunder", "pied-piper", "monarch", "massive",
-           "nakatomi")
+APP_IDS = (
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "aperture",
+    "gringotts",
+    "oscorp",
+    "vandelay",
+    "dunder",
+    "pied-piper",
+    "monarch",
+    "massive",
+    "nakatomi",
+)
 NODES = ("k3v9q", "p7x2m", "z1b4n", "h8c5t", "w2r6d")
 
 
@@ -52,9 +71,16 @@ class Sizes:
     def at(cls, scale: float) -> "Sizes":
         rooms = max(400, round(100_000 * scale / 400) * 400)
         live = max(20, round(rooms * 0.05 / 20) * 20)  # rooms - live stays a multiple of the 20 apps
-        return cls(rooms=rooms, live=live, sessions=rooms * 3 // 2, active=4 * live,
-                   busy_members=max(10, round(500 * scale)), busy_events=max(100, round(5000 * scale)),
-                   pending=max(10, round(500 * scale)), engine_rooms=max(20, round(20_000 * scale)))
+        return cls(
+            rooms=rooms,
+            live=live,
+            sessions=rooms * 3 // 2,
+            active=4 * live,
+            busy_members=max(10, round(500 * scale)),
+            busy_events=max(100, round(5000 * scale)),
+            pending=max(10, round(500 * scale)),
+            engine_rooms=max(20, round(20_000 * scale)),
+        )
 
 
 # --- SQL expressions shared by the statements below ----------------------------------------
@@ -97,15 +123,19 @@ def urls(r: str) -> str:
 
 
 def playback(r: str) -> str:
-    return (f"CASE WHEN {r} > %(dead)s AND mod({r}, 10) = 0 THEN 'playing' "
-            f"WHEN {r} > %(dead)s AND mod({r}, 20) = 5 THEN 'paused' ELSE 'stopped' END")
+    return (
+        f"CASE WHEN {r} > %(dead)s AND mod({r}, 10) = 0 THEN 'playing' "
+        f"WHEN {r} > %(dead)s AND mod({r}, 20) = 5 THEN 'paused' ELSE 'stopped' END"
+    )
 
 
 def primary_room(i: str) -> str:
     """Where session i is (active) or was last (ended): an ended session in a destroyed room,
     an active one in a live room (4 per room)."""
-    return (f"CASE WHEN {i} <= %(ended)s THEN 1 + mod({i} - 1, %(dead)s) "
-            f"ELSE %(dead)s + 1 + mod({i} - %(ended)s - 1, %(live)s) END")
+    return (
+        f"CASE WHEN {i} <= %(ended)s THEN 1 + mod({i} - 1, %(dead)s) "
+        f"ELSE %(dead)s + 1 + mod({i} - %(ended)s - 1, %(live)s) END"
+    )
 
 
 def room_session(r: str) -> str:
@@ -119,27 +149,37 @@ def busy_session(j: str) -> str:
 
 
 def member_payload(t: str, su: str, rid: str, cid: str, reason: str) -> str:
-    return (f"CASE WHEN {t} = 'conference.member.left' THEN jsonb_build_object('event', {t}, 'session_uuid', {su}, "
-            f"'room_id', {rid}, 'reason', {reason}, 'caller_id', {cid}) "
-            f"ELSE jsonb_build_object('event', {t}, 'session_uuid', {su}, 'room_id', {rid}, 'caller_id', {cid}) END")
+    return (
+        f"CASE WHEN {t} = 'conference.member.left' THEN jsonb_build_object('event', {t}, 'session_uuid', {su}, "
+        f"'room_id', {rid}, 'reason', {reason}, 'caller_id', {cid}) "
+        f"ELSE jsonb_build_object('event', {t}, 'session_uuid', {su}, 'room_id', {rid}, 'caller_id', {cid}) END"
+    )
 
 
 REASONS = "(ARRAY['hangup','removed','orphan'])"
 
 # In order, on one connection: what the lanes below read.
 BUILD = [
-    ("apps", f"""
+    (
+        "apps",
+        f"""
     INSERT INTO conferences_app (app_id, name, enabled, created_at)
     SELECT app_id, initcap(replace(app_id, '-', ' ')) || ' Inc.', n <> 20, %(t0)s::timestamptz - interval '30 days'
     FROM unnest({_APPS}) WITH ORDINALITY AS a (app_id, n) ORDER BY n
-    """),
-    ("api keys", f"""
+    """,
+    ),
+    (
+        "api keys",
+        f"""
     INSERT INTO conferences_apikey (app_id, prefix, key_hash, label, created_at, last_used_at, revoked_at)
     SELECT a, 'ck_' || left(md5('key' || a), 8), md5('hash' || a) || md5('hash2' || a), 'production',
            %(t0)s::timestamptz - interval '30 days', %(now)s::timestamptz - interval '1 minute', NULL
     FROM generate_series(1, {len(APP_IDS)}) AS a
-    """),
-    ("webhook endpoints", f"""
+    """,
+    ),
+    (
+        "webhook endpoints",
+        f"""
     INSERT INTO conferences_webhookendpoint (endpoint_id, app_id, url, description, secret, previous_secret,
         previous_secret_expires_at, event_types, enabled, disabled_reason, created_at, deleted_at)
     SELECT 'ep_' || md5('endpoint' || a || '-' || n), a,
@@ -156,77 +196,96 @@ BUILD = [
          LATERAL (SELECT ({_APPS})[a] AS app) AS x
     WHERE n = 1 OR mod(a, 2) = 0
     ORDER BY n, a
-    """),
-    ("rooms", f"""
+    """,
+    ),
+    (
+        "rooms",
+        f"""
     INSERT INTO conferences_room (room_id, app_id, name, node, playback_status, playback_operation_id, playback_urls,
                                   volume, created_at, destroyed_at)
-    SELECT {room_id('r')}, {app_pk('r')}, 'room-' || r, {node('r')}, pb,
+    SELECT {room_id("r")}, {app_pk("r")}, 'room-' || r, {node("r")}, pb,
            CASE WHEN pb <> 'stopped' THEN md5('op' || r)::uuid END,
-           CASE WHEN pb <> 'stopped' THEN {urls('r')} ELSE '[]'::jsonb END,
+           CASE WHEN pb <> 'stopped' THEN {urls("r")} ELSE '[]'::jsonb END,
            CASE WHEN mod(r, 7) = 0 THEN mod(r, 20) - 12 ELSE 0 END,
-           {created('r')},
-           CASE WHEN r <= %(dead)s THEN {created('r')} + (10 + mod(r, 110)) * interval '1 minute' END
-    FROM generate_series(1, %(rooms)s) AS r, LATERAL (SELECT {playback('r')} AS pb) AS p
-    """),
-    ("playback operations", f"""
+           {created("r")},
+           CASE WHEN r <= %(dead)s THEN {created("r")} + (10 + mod(r, 110)) * interval '1 minute' END
+    FROM generate_series(1, %(rooms)s) AS r, LATERAL (SELECT {playback("r")} AS pb) AS p
+    """,
+    ),
+    (
+        "playback operations",
+        f"""
     INSERT INTO conferences_playbackoperation (operation_id, room_id, urls, state, dispatched_at, deadline_at,
                                                remaining_ms, ended_at, error)
-    SELECT md5('op' || r)::uuid, r, {urls('r')}, state, at,
+    SELECT md5('op' || r)::uuid, r, {urls("r")}, state, at,
            CASE WHEN state = 'playing' THEN %(now)s::timestamptz + interval '1 hour' END,
            CASE WHEN state = 'paused' THEN 45000 END,
            CASE WHEN state NOT IN ('playing', 'paused') THEN at + interval '2 minutes' END,
            CASE WHEN state = 'failed' THEN 'playback_timeout' ELSE '' END
     FROM generate_series(1, %(rooms)s) AS r,
-         LATERAL (SELECT {created('r')} + interval '5 minutes' AS at,
-                         CASE {playback('r')} WHEN 'stopped' THEN
+         LATERAL (SELECT {created("r")} + interval '5 minutes' AS at,
+                         CASE {playback("r")} WHEN 'stopped' THEN
                              CASE WHEN mod(r, 30) = 0 THEN 'stopped' WHEN mod(r, 100) = 1 THEN 'failed'
                                   ELSE 'finished' END
-                         ELSE {playback('r')} END AS state) AS p
-    """),
-    ("sessions", f"""
+                         ELSE {playback("r")} END AS state) AS p
+    """,
+    ),
+    (
+        "sessions",
+        f"""
     INSERT INTO conferences_session (session_uuid, app_id, caller_id, node, state, created_at, last_seen_at, ended_at)
-    SELECT {session_uuid('i')}, {app_pk('pr')}, {caller_id('i')}, {node('i')},
+    SELECT {session_uuid("i")}, {app_pk("pr")}, {caller_id("i")}, {node("i")},
            CASE WHEN i > %(ended)s THEN 'active' ELSE 'ended' END,
-           {created('pr')} + interval '1 minute',
+           {created("pr")} + interval '1 minute',
            CASE WHEN i > %(ended)s THEN %(now)s::timestamptz - mod(i, 20) * interval '1 second'
-                ELSE {created('pr')} + interval '9 minutes' END,
-           CASE WHEN i <= %(ended)s THEN {created('pr')} + interval '9 minutes' END
-    FROM generate_series(1, %(sessions)s) AS i, LATERAL (SELECT {primary_room('i')} AS pr) AS p
-    """),
+                ELSE {created("pr")} + interval '9 minutes' END,
+           CASE WHEN i <= %(ended)s THEN {created("pr")} + interval '9 minutes' END
+    FROM generate_series(1, %(sessions)s) AS i, LATERAL (SELECT {primary_room("i")} AS pr) AS p
+    """,
+    ),
     # Every session's last stay; the active ones are joined (1 in 50 still joining).
-    ("members", f"""
+    (
+        "members",
+        f"""
     INSERT INTO conferences_member (room_id, session_id, state, muted, join_operation_id, join_command_uid,
                                     join_deadline_at, requested_at, joined_at, ended_at, end_reason)
     SELECT pr, i, state, mod(i, 7) = 0, md5('join' || i)::uuid, md5('uid' || i)::uuid::text,
            requested + interval '30 seconds', requested,
            CASE WHEN state <> 'joining' AND state <> 'failed' THEN requested + interval '2 seconds' END,
-           CASE WHEN state IN ('left', 'failed') THEN {created('pr')} + interval '9 minutes' END,
+           CASE WHEN state IN ('left', 'failed') THEN {created("pr")} + interval '9 minutes' END,
            CASE state WHEN 'left' THEN {REASONS}[1 + mod(i, 3)] WHEN 'failed' THEN 'join_timeout' ELSE '' END
     FROM generate_series(1, %(sessions)s) AS i,
-         LATERAL (SELECT {primary_room('i')} AS pr,
+         LATERAL (SELECT {primary_room("i")} AS pr,
                          CASE WHEN i > %(ended)s THEN CASE WHEN mod(i, 50) = 0 THEN 'joining' ELSE 'joined' END
                               ELSE CASE WHEN mod(i, 40) = 0 THEN 'failed' ELSE 'left' END END AS state) AS p,
          LATERAL (SELECT CASE WHEN state = 'joining' THEN %(now)s::timestamptz - interval '5 seconds'
-                              ELSE {created('pr')} + interval '1 minute' END AS requested) AS q
-    """),
+                              ELSE {created("pr")} + interval '1 minute' END AS requested) AS q
+    """,
+    ),
     # An earlier stay of every third ended session, in another room of its app.
-    ("members (earlier stays)", f"""
+    (
+        "members (earlier stays)",
+        f"""
     INSERT INTO conferences_member (room_id, session_id, state, muted, join_operation_id, join_command_uid,
                                     join_deadline_at, requested_at, joined_at, ended_at, end_reason)
     SELECT r2, i, 'left', false, md5('join2' || i)::uuid, md5('uid2' || i)::uuid::text,
-           {created('r2')} + interval '30 seconds', {created('r2')}, {created('r2')} + interval '2 seconds',
-           {created('r2')} + interval '5 minutes', 'removed'
+           {created("r2")} + interval '30 seconds', {created("r2")}, {created("r2")} + interval '2 seconds',
+           {created("r2")} + interval '5 minutes', 'removed'
     FROM generate_series(3, %(ended)s, 3) AS i,
-         LATERAL (SELECT 1 + mod({primary_room('i')} - 1 + {len(APP_IDS)} * (1 + mod(i, 50)), %(dead)s) AS r2) AS p
-    """),
-    ("members (busy room)", f"""
+         LATERAL (SELECT 1 + mod({primary_room("i")} - 1 + {len(APP_IDS)} * (1 + mod(i, 50)), %(dead)s) AS r2) AS p
+    """,
+    ),
+    (
+        "members (busy room)",
+        f"""
     INSERT INTO conferences_member (room_id, session_id, state, muted, join_operation_id, join_command_uid,
                                     join_deadline_at, requested_at, joined_at, ended_at, end_reason)
     SELECT %(busy)s, i, 'left', mod(j, 5) = 0, md5('joinb' || i)::uuid, md5('uidb' || i)::uuid::text,
            at + interval '30 seconds', at, at + interval '2 seconds', at + interval '40 minutes', 'hangup'
     FROM generate_series(0, %(busy_members)s - 1) AS j,
-         LATERAL (SELECT {busy_session('j')} AS i, {created('%(busy)s')} + j * interval '10 seconds' AS at) AS p
-    """),
+         LATERAL (SELECT {busy_session("j")} AS i, {created("%(busy)s")} + j * interval '10 seconds' AS at) AS p
+    """,
+    ),
     ("ANALYZE", "ANALYZE conferences_room, conferences_session, conferences_member"),
 ]
 
@@ -236,7 +295,9 @@ EVENTS_LANE = [
     # Ten per room: created, a member's join (and its command.result, keyed by the session),
     # mute, unmute, a play, then how it ended, the member leaving, the room destroyed; a live
     # room's last two are more joins.
-    ("events", f"""
+    (
+        "events",
+        f"""
     INSERT INTO conferences_event (uuid, app_id, event_type, ordering_key, room_id, payload, created_at)
     SELECT md5('event' || g)::uuid, rm.app_id, t,
            CASE WHEN t = 'command.result' THEN se.session_uuid ELSE rm.room_id END,
@@ -246,20 +307,20 @@ EVENTS_LANE = [
                jsonb_build_object('event', t, 'app_id', app, 'room_id', rm.room_id, 'name', rm.name)
              WHEN t = 'conference.destroyed' THEN jsonb_build_object('event', t, 'app_id', app, 'room_id', rm.room_id)
              WHEN t LIKE 'conference.member.%%' THEN
-               {member_payload('t', 'se.session_uuid', 'rm.room_id', 'se.caller_id', f"{REASONS}[1 + mod(r, 3)]")}
+               {member_payload("t", "se.session_uuid", "rm.room_id", "se.caller_id", f"{REASONS}[1 + mod(r, 3)]")}
              WHEN t = 'command.result' THEN
                jsonb_build_object('event', t, 'operation_id', md5('join' || se.id)::uuid::text,
                                   'command_uid', md5('uid' || se.id)::uuid::text, 'session_uuid', se.session_uuid,
                                   'command', 'conference/join', 'success', true, 'error', NULL::text)
              WHEN t = 'conference.play.started' THEN
-               jsonb_build_object('event', t, 'room_id', rm.room_id, 'urls', {urls('r')}, 'operation_id', op)
+               jsonb_build_object('event', t, 'room_id', rm.room_id, 'urls', {urls("r")}, 'operation_id', op)
              WHEN t = 'conference.play.volume_changed' THEN
                jsonb_build_object('event', t, 'room_id', rm.room_id, 'volume', mod(g, 15) - 10,
                                   'operation_id', md5('vol' || g)::uuid::text)
              WHEN t = 'conference.play.finished' THEN
-               jsonb_build_object('event', t, 'room_id', rm.room_id, 'operation_id', op, 'urls', {urls('r')})
+               jsonb_build_object('event', t, 'room_id', rm.room_id, 'operation_id', op, 'urls', {urls("r")})
              WHEN t = 'conference.play.failed' THEN
-               jsonb_build_object('event', t, 'room_id', rm.room_id, 'operation_id', op, 'urls', {urls('r')},
+               jsonb_build_object('event', t, 'room_id', rm.room_id, 'operation_id', op, 'urls', {urls("r")},
                                   'error', 'playback_timeout')
              ELSE jsonb_build_object('event', t, 'room_id', rm.room_id, 'operation_id', op)
            END,
@@ -268,9 +329,9 @@ EVENTS_LANE = [
          CROSS JOIN LATERAL (SELECT g / 10 + 1 AS r, mod(g, 10) AS k) AS a
          JOIN conferences_room AS rm ON rm.id = r
          JOIN conferences_session AS se
-           ON se.id = {room_session('r')} + CASE WHEN r > %(dead)s AND k >= 8 THEN (k - 7) * %(live)s ELSE 0 END
+           ON se.id = {room_session("r")} + CASE WHEN r > %(dead)s AND k >= 8 THEN (k - 7) * %(live)s ELSE 0 END
          CROSS JOIN LATERAL (
-             SELECT {app_id('r')} AS app,
+             SELECT {app_id("r")} AS app,
                     CASE WHEN k IN (5, 7) THEN md5('op' || r)::uuid::text END AS op,
                     CASE k
                       WHEN 0 THEN 'conference.created'
@@ -289,20 +350,26 @@ EVENTS_LANE = [
                                        ELSE 'conference.member.left' END
                       ELSE CASE WHEN r > %(dead)s THEN 'conference.member.joined' ELSE 'conference.destroyed' END
                     END AS t) AS c
-    """),
-    ("events (busy room)", f"""
+    """,
+    ),
+    (
+        "events (busy room)",
+        f"""
     INSERT INTO conferences_event (uuid, app_id, event_type, ordering_key, room_id, payload, created_at)
-    SELECT md5('busyevent' || g)::uuid, {app_pk('%(busy)s')}, t, rid, %(busy)s,
-           {member_payload('t', session_uuid('i'), 'rid', caller_id('i'), "'hangup'")},
-           {created('%(busy)s')} + interval '10 minutes' + g * interval '20 seconds'
+    SELECT md5('busyevent' || g)::uuid, {app_pk("%(busy)s")}, t, rid, %(busy)s,
+           {member_payload("t", session_uuid("i"), "rid", caller_id("i"), "'hangup'")},
+           {created("%(busy)s")} + interval '10 minutes' + g * interval '20 seconds'
     FROM generate_series(0, %(busy_events)s - 1) AS g,
-         LATERAL (SELECT {busy_session('mod(g / 4, %(busy_members)s)')} AS i, {room_id('%(busy)s')} AS rid,
+         LATERAL (SELECT {busy_session("mod(g / 4, %(busy_members)s)")} AS i, {room_id("%(busy)s")} AS rid,
                          (ARRAY['conference.member.joined', 'conference.member.muted', 'conference.member.unmuted',
                                 'conference.member.left'])[1 + mod(g, 4)] AS t) AS a
-    """),
+    """,
+    ),
     # Every event to its app's first endpoint; room creations and destructions to the second
     # endpoint of even apps (deleted half-way through in apps 4, 8, ...).
-    ("deliveries", f"""
+    (
+        "deliveries",
+        f"""
     INSERT INTO conferences_delivery (event_id, endpoint_id, ordering_key, status, attempts, total_attempts,
                                       next_attempt_at, lease_expires_at, created_at, completed_at, last_status_code,
                                       last_error)
@@ -329,8 +396,11 @@ EVENTS_LANE = [
     ) AS d,
     LATERAL (SELECT CASE status WHEN 'failed' THEN 8 WHEN 'pending' THEN mod(id, 2)
                                 ELSE CASE WHEN mod(id, 13) = 0 THEN 2 ELSE 1 END END AS tries) AS t
-    """),
-    ("delivery attempts", """
+    """,
+    ),
+    (
+        "delivery attempts",
+        """
     INSERT INTO conferences_deliveryattempt (delivery_id, number, started_at, duration_ms, status_code,
                                              response_excerpt, error)
     SELECT d.id, n, d.created_at + (n - 1) * interval '7 minutes' + interval '20 ms', 20 + mod(d.id * 7 + n, 250),
@@ -340,13 +410,16 @@ EVENTS_LANE = [
          LATERAL (SELECT CASE WHEN d.status = 'delivered' AND n = d.total_attempts THEN 200
                               WHEN mod(d.id, 2) = 0 THEN 500 WHEN d.status = 'pending' THEN 503 END AS code) AS c
     ORDER BY d.id, n
-    """),
+    """,
+    ),
 ]
 
 HISTORY_LANE = [
     # Ten per room, beside its events: app commands (with their API key), engine reports,
     # system sweeps, some staff; outcomes mostly ok.
-    ("audit history", f"""
+    (
+        "audit history",
+        f"""
     INSERT INTO conferences_auditentry (occurred_at, actor_kind, actor, api_key_prefix, action, app_id, room_id,
                                         session_uuid, operation_id, request, outcome, detail)
     SELECT rm.created_at + k * interval '1 minute' + mod(g, 50) * interval '1 second' - interval '1 second',
@@ -367,7 +440,7 @@ HISTORY_LANE = [
              WHEN 'session.create' THEN jsonb_build_object('caller_id', se.caller_id)
              WHEN 'conference/join' THEN jsonb_build_object('room_id', rm.room_id, 'muted', false)
              WHEN 'conference/mute' THEN '{{}}'::jsonb
-             WHEN 'playback.play' THEN jsonb_build_object('urls', {urls('r')})
+             WHEN 'playback.play' THEN jsonb_build_object('urls', {urls("r")})
              WHEN 'playback.volume' THEN jsonb_build_object('volume', mod(g, 15) - 10)
            END,
            CASE WHEN action = 'conference/mute' AND mod(r, 50) = 0 THEN 'not_in_conference' ELSE 'ok' END,
@@ -377,9 +450,9 @@ HISTORY_LANE = [
          CROSS JOIN LATERAL (SELECT g / 10 + 1 AS r, mod(g, 10) AS k) AS a
          JOIN conferences_room AS rm ON rm.id = r
          JOIN conferences_session AS se
-           ON se.id = {room_session('r')} + CASE WHEN r > %(dead)s AND k >= 8 THEN %(live)s ELSE 0 END
+           ON se.id = {room_session("r")} + CASE WHEN r > %(dead)s AND k >= 8 THEN %(live)s ELSE 0 END
          CROSS JOIN LATERAL (
-             SELECT {app_id('r')} AS app,
+             SELECT {app_id("r")} AS app,
                     CASE k
                       WHEN 0 THEN 'conference.create'
                       WHEN 1 THEN 'session.create'
@@ -402,53 +475,60 @@ HISTORY_LANE = [
                          WHEN action = 'member.end' THEN 'engine'
                          WHEN action = 'playback.timeout' THEN 'system'
                          ELSE 'app' END AS kind) AS d
-    """),
-    ("audit history (busy room)", f"""
+    """,
+    ),
+    (
+        "audit history (busy room)",
+        f"""
     INSERT INTO conferences_auditentry (occurred_at, actor_kind, actor, api_key_prefix, action, app_id, room_id,
                                         session_uuid, operation_id, request, outcome, detail)
-    SELECT {created('%(busy)s')} + interval '10 minutes' + g * interval '20 seconds',
+    SELECT {created("%(busy)s")} + interval '10 minutes' + g * interval '20 seconds',
            CASE WHEN action LIKE 'conference/%%' THEN 'app' ELSE 'engine' END,
-           CASE WHEN action LIKE 'conference/%%' THEN {app_id('%(busy)s')} ELSE {node('%(busy)s')} END,
-           CASE WHEN action LIKE 'conference/%%' THEN 'ck_' || left(md5('key' || {app_pk('%(busy)s')}), 8) ELSE '' END,
-           action, {app_id('%(busy)s')},
-           CASE WHEN action LIKE 'conference/%%' THEN '' ELSE {room_id('%(busy)s')} END,
-           {session_uuid('i')}, md5('busyop' || g)::uuid::text,
+           CASE WHEN action LIKE 'conference/%%' THEN {app_id("%(busy)s")} ELSE {node("%(busy)s")} END,
+           CASE WHEN action LIKE 'conference/%%' THEN 'ck_' || left(md5('key' || {app_pk("%(busy)s")}), 8) ELSE '' END,
+           action, {app_id("%(busy)s")},
+           CASE WHEN action LIKE 'conference/%%' THEN '' ELSE {room_id("%(busy)s")} END,
+           {session_uuid("i")}, md5('busyop' || g)::uuid::text,
            CASE WHEN action LIKE 'conference/%%' THEN '{{}}'::jsonb END, 'ok',
            CASE WHEN action = 'member.end' THEN '{{"reason": "hangup", "state": "left"}}'::jsonb END
     FROM generate_series(0, %(busy_events)s - 1) AS g,
-         LATERAL (SELECT {busy_session('mod(g / 4, %(busy_members)s)')} AS i,
+         LATERAL (SELECT {busy_session("mod(g / 4, %(busy_members)s)")} AS i,
                          (ARRAY['member.joined', 'conference/mute', 'conference/unmute', 'member.end'])[1 + mod(g, 4)]
                          AS action) AS a
-    """),
+    """,
+    ),
     # The newest rooms' commands to the engine: a join, a volume change, then the room's
     # destruction (or its play, or a mute); a few failed, the newest few still pending.
-    ("engine commands", f"""
+    (
+        "engine commands",
+        f"""
     INSERT INTO conferences_enginecommand (room_id, command, arguments, status, attempts, next_attempt_at, give_up_at,
                                            lease_expires_at, created_at, completed_at, last_error)
     SELECT r, command,
            CASE command
-             WHEN 'join' THEN jsonb_build_object('session_uuid', {session_uuid(room_session('r'))}, 'room_id', rid,
+             WHEN 'join' THEN jsonb_build_object('session_uuid', {session_uuid(room_session("r"))}, 'room_id', rid,
                                                  'muted', false,
-                                                 'operation_id', md5('join' || ({room_session('r')}))::uuid::text)
+                                                 'operation_id', md5('join' || ({room_session("r")}))::uuid::text)
              WHEN 'set_volume' THEN jsonb_build_object('room_id', rid, 'volume', mod(r, 8))
              WHEN 'destroy_room' THEN jsonb_build_object('room_id', rid)
              WHEN 'play' THEN jsonb_build_object('room_id', rid, 'operation_id', md5('op' || r)::uuid::text,
-                                                 'urls', {urls('r')}, 'volume', 0)
-             ELSE jsonb_build_object('session_uuid', {session_uuid(room_session('r'))}, 'room_id', rid)
+                                                 'urls', {urls("r")}, 'volume', 0)
+             ELSE jsonb_build_object('session_uuid', {session_uuid(room_session("r"))}, 'room_id', rid)
            END,
            status, CASE WHEN status = 'failed' THEN 5 WHEN status = 'sent' THEN 1 ELSE 0 END,
            at, CASE WHEN command IN ('join', 'play') THEN at + interval '30 seconds' END, NULL, at,
            CASE WHEN status <> 'pending' THEN at + interval '40 ms' END,
            CASE WHEN status = 'failed' THEN 'engine_unavailable: connect error: Connection refused' ELSE '' END
     FROM generate_series(%(rooms)s - %(engine_rooms)s + 1, %(rooms)s) AS r, generate_series(0, 2) AS c,
-         LATERAL (SELECT {room_id('r')} AS rid, {created('r')} + c * interval '1 minute' AS at,
+         LATERAL (SELECT {room_id("r")} AS rid, {created("r")} + c * interval '1 minute' AS at,
                          CASE c WHEN 0 THEN 'join' WHEN 1 THEN 'set_volume'
                                 ELSE CASE WHEN r <= %(dead)s THEN 'destroy_room'
-                                          WHEN {playback('r')} = 'playing' THEN 'play' ELSE 'mute' END END AS command,
+                                          WHEN {playback("r")} = 'playing' THEN 'play' ELSE 'mute' END END AS command,
                          CASE WHEN r > %(rooms)s - 10 AND c = 2 THEN 'pending'
                               WHEN mod(r * 3 + c, 101) = 0 THEN 'failed' ELSE 'sent' END AS status) AS x
     ORDER BY r, c
-    """),
+    """,
+    ),
 ]
 
 # Last, once both lanes have committed (a transaction still open elsewhere keeps VACUUM from
@@ -456,29 +536,83 @@ HISTORY_LANE = [
 # all-visible (an autovacuum or auto-analyze that started during the lanes can leave some).
 # Autovacuum then has nothing to do while the pages are timed.
 VACUUM_LANES = [
-    [("VACUUM ANALYZE events and deliveries",
-      "VACUUM (ANALYZE) conferences_event, conferences_delivery, conferences_deliveryattempt")],
-    [("VACUUM ANALYZE the rest", "VACUUM (ANALYZE) " + ", ".join(
-        f"conferences_{name}" for name in ("auditentry", "enginecommand", "app", "apikey", "webhookendpoint", "room",
-                                           "playbackoperation", "session", "member")))],
+    [
+        (
+            "VACUUM ANALYZE events and deliveries",
+            "VACUUM (ANALYZE) conferences_event, conferences_delivery, conferences_deliveryattempt",
+        )
+    ],
+    [
+        (
+            "VACUUM ANALYZE the rest",
+            "VACUUM (ANALYZE) "
+            + ", ".join(
+                f"conferences_{name}"
+                for name in (
+                    "auditentry",
+                    "enginecommand",
+                    "app",
+                    "apikey",
+                    "webhookendpoint",
+                    "room",
+                    "playbackoperation",
+                    "session",
+                    "member",
+                )
+            ),
+        )
+    ],
 ]
 
-FINAL = [("VACUUM what is left", "VACUUM " + ", ".join(
-    f"conferences_{name}" for name in ("event", "delivery", "deliveryattempt", "auditentry", "enginecommand", "room",
-                                       "playbackoperation", "session", "member")))]
+FINAL = [
+    (
+        "VACUUM what is left",
+        "VACUUM "
+        + ", ".join(
+            f"conferences_{name}"
+            for name in (
+                "event",
+                "delivery",
+                "deliveryattempt",
+                "auditentry",
+                "enginecommand",
+                "room",
+                "playbackoperation",
+                "session",
+                "member",
+            )
+        ),
+    )
+]
 
-TABLES = ("conferences_app", "conferences_apikey", "conferences_webhookendpoint", "conferences_room",
-          "conferences_playbackoperation", "conferences_session", "conferences_member", "conferences_event",
-          "conferences_delivery", "conferences_deliveryattempt", "conferences_auditentry",
-          "conferences_enginecommand")
+TABLES = (
+    "conferences_app",
+    "conferences_apikey",
+    "conferences_webhookendpoint",
+    "conferences_room",
+    "conferences_playbackoperation",
+    "conferences_session",
+    "conferences_member",
+    "conferences_event",
+    "conferences_delivery",
+    "conferences_deliveryattempt",
+    "conferences_auditentry",
+    "conferences_enginecommand",
+)
 
 
 def parameters(sizes: Sizes, now: datetime) -> dict:
     t0 = now - timedelta(days=90, hours=1)
     dead, ended = sizes.rooms - sizes.live, sizes.sessions - sizes.active
     return {
-        **asdict(sizes), "now": now, "t0": t0, "step": 90 * 86400 / sizes.rooms, "dead": dead, "ended": ended,
-        "busy": dead + 1, "events": 10 * sizes.rooms + sizes.busy_events,
+        **asdict(sizes),
+        "now": now,
+        "t0": t0,
+        "step": 90 * 86400 / sizes.rooms,
+        "dead": dead,
+        "ended": ended,
+        "busy": dead + 1,
+        "events": 10 * sizes.rooms + sizes.busy_events,
     }
 
 
@@ -512,7 +646,7 @@ def run(statements, params: dict) -> None:
 def build(sizes: Sizes) -> None:
     from django.db import connection
 
-    params = parameters(sizes, datetime.now(timezone.utc))
+    params = parameters(sizes, datetime.now(UTC))
     started = time.perf_counter()
     run(BUILD, params)
     for lanes in ((EVENTS_LANE, HISTORY_LANE), VACUUM_LANES):
@@ -523,15 +657,19 @@ def build(sizes: Sizes) -> None:
     with connection.cursor() as cursor:
         # Ids are positions (room r is row r, session i row i, endpoint of app a row a, the
         # events of room r rows 10r-9 .. 10r): the build counts on it, so check.
-        for table, expected in (("conferences_app", len(APP_IDS)), ("conferences_room", sizes.rooms),
-                                ("conferences_session", sizes.sessions),
-                                ("conferences_webhookendpoint", len(APP_IDS) + len(APP_IDS) // 2),
-                                ("conferences_event", params["events"])):
+        for table, expected in (
+            ("conferences_app", len(APP_IDS)),
+            ("conferences_room", sizes.rooms),
+            ("conferences_session", sizes.sessions),
+            ("conferences_webhookendpoint", len(APP_IDS) + len(APP_IDS) // 2),
+            ("conferences_event", params["events"]),
+        ):
             cursor.execute(f"SELECT min(id), max(id), count(*) FROM {table}")
             if cursor.fetchone() != (1, expected, expected):
                 raise RuntimeError(f"{table}: ids are not 1..{expected}; the build needs a fresh database")
-        cursor.execute("SELECT count(*) FROM conferences_event WHERE id <= %s AND room_id <> (id - 1) / 10 + 1",
-                       [10 * sizes.rooms])
+        cursor.execute(
+            "SELECT count(*) FROM conferences_event WHERE id <= %s AND room_id <> (id - 1) / 10 + 1", [10 * sizes.rooms]
+        )
         if cursor.fetchone()[0]:
             raise RuntimeError("events are not in room order")
     print(f"  built in {time.perf_counter() - started:.0f} s")
@@ -559,8 +697,11 @@ def users():
     group = Group.objects.filter(name=SUPPORT_GROUP).first()
     if group is None:
         group = Group.objects.create(name=SUPPORT_GROUP)
-        group.permissions.set(Permission.objects.filter(
-            content_type__app_label__in=["conferences", "django_celery_beat"], codename__startswith="view_"))
+        group.permissions.set(
+            Permission.objects.filter(
+                content_type__app_label__in=["conferences", "django_celery_beat"], codename__startswith="view_"
+            )
+        )
         print(f"  note: no '{SUPPORT_GROUP}' group in the migrations; made one here with the view permissions")
     support.groups.add(group)
     return superuser, support
@@ -584,8 +725,12 @@ def time_page(client, url: str) -> Timing:
     if warm.error or warm.ms > WARM_BUDGET_S * 1000:
         return warm  # timed once
     samples = [get() for _ in range(RUNS)]
-    return Timing(samples[-1].status, statistics.median(s.ms for s in samples), samples[-1].queries,
-                  next((s.error for s in samples if s.error), ""))
+    return Timing(
+        samples[-1].status,
+        statistics.median(s.ms for s in samples),
+        samples[-1].queries,
+        next((s.error for s in samples if s.error), ""),
+    )
 
 
 def filter_query(response, alternatives) -> str | None:
@@ -615,13 +760,16 @@ def pages(sizes: Sizes, superuser_client) -> list[tuple[str, str | None, str]]:
 
     from conferences.models import CallSession, Room
 
-    params = parameters(sizes, datetime.now(timezone.utc))
+    params = parameters(sizes, datetime.now(UTC))
     busy = Room.objects.get(pk=params["busy"])
     searched_room = Room.objects.get(pk=params["dead"] // 2)  # a destroyed room, mid-history
     active_session = CallSession.objects.get(pk=params["ended"] + 1)  # a member of the busy room
     timeline_session = CallSession.objects.get(pk=(params["busy"] - 1) % len(APP_IDS) + 1)  # many stays and events
-    registered = {model._meta.model_name: model_admin for model, model_admin in admin.site._registry.items()
-                  if model._meta.app_label == "conferences"}
+    registered = {
+        model._meta.model_name: model_admin
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label == "conferences"
+    }
     changelists = {name: reverse(f"admin:conferences_{name}_changelist") for name in sorted(registered)}
     result: list[tuple[str, str | None, str]] = [(f"{name} list", url, "") for name, url in changelists.items()]
     result.append(("periodic task list", reverse("admin:django_celery_beat_periodictask_changelist"), ""))
@@ -650,9 +798,11 @@ def pages(sizes: Sizes, superuser_client) -> list[tuple[str, str | None, str]]:
     search("history by room_id", "auditentry", searched_room.room_id)
     filtered("deliveries failed", "delivery", (("failed",), ("status",)))
     search("events by room_id", "event", searched_room.room_id)
-    for label, name, args in (("busy room change", "admin:conferences_room_change", [busy.pk]),
-                              ("busy room timeline", "admin:conferences_room_timeline", [busy.pk]),
-                              ("session timeline", "admin:conferences_callsession_timeline", [timeline_session.pk])):
+    for label, name, args in (
+        ("busy room change", "admin:conferences_room_change", [busy.pk]),
+        ("busy room timeline", "admin:conferences_room_timeline", [busy.pk]),
+        ("session timeline", "admin:conferences_callsession_timeline", [timeline_session.pk]),
+    ):
         try:
             result.append((label, reverse(name, args=args), ""))
         except NoReverseMatch:
@@ -711,7 +861,7 @@ def main() -> None:
             print(f"  {label:<32} skipped: {detail}")
             continue
         cells = []
-        for who, timing in zip(("superuser", "support"), timings):
+        for who, timing in zip(("superuser", "support"), timings, strict=True):
             mark_ = ""
             if isinstance(timing.status, int) and timing.status >= 500:
                 failures.append(f"{label} ({who}): {timing.status} {timing.error} {detail}")

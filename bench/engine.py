@@ -22,12 +22,11 @@ from project.celery import app as celery_app
 
 from . import receiver as bench_receiver
 from .receiver import percentile, wait_for_receipts
-from .webhooks import raw_limit
 from .setup import start_worker, stop
+from .webhooks import raw_limit
 
 COMMANDS, ROOMS, IN_FLIGHT = 2000, 200, 16
 PACED_RATE, PACED_SECONDS = 100, 10
-
 
 
 def main() -> None:
@@ -41,8 +40,12 @@ def main() -> None:
     from conferences.services.tenants import create_app
 
     receiver_process, base = bench_receiver.start()
-    os.environ.update(ENGINE="http", ENGINE_URL=f"{base}/engine", ENGINE_SECRET="bench-engine-key",
-                      ENGINE_MAX_IN_FLIGHT=str(IN_FLIGHT))
+    os.environ.update(
+        ENGINE="http",
+        ENGINE_URL=f"{base}/engine",
+        ENGINE_SECRET="bench-engine-key",
+        ENGINE_MAX_IN_FLIGHT=str(IN_FLIGHT),
+    )
     actor = Actor.system("bench")
     app = create_app(actor=actor, app_id="bench-engine").app
     rooms = [create_room(actor=actor, app=app, name=f"engine{i}") for i in range(ROOMS)]
@@ -100,9 +103,15 @@ def main() -> None:
     raw = max(raw_before, raw_after)
 
     print(f"engine commands (one worker process, ENGINE=http, {IN_FLIGHT} in flight)")
-    print(f"  raw limit (bare aiohttp, keep-alive, 16 in flight) {raw:8.0f} requests/s "
-          f"(before {raw_before:.0f}, after {raw_after:.0f})")
-    print(f"  drain, {COMMANDS} commands over {ROOMS} rooms  {throughput:8.0f} commands/s = {throughput / raw:.0%} "
-          f"of raw; per-room order {'kept' if in_order else 'BROKEN'}")
-    print(f"  latency at {PACED_RATE} commands/s, commit -> engine: p50 {statistics.median(latencies):.1f} ms, "
-          f"p99 {percentile(latencies, 0.99):.1f} ms")
+    print(
+        f"  raw limit (bare aiohttp, keep-alive, 16 in flight) {raw:8.0f} requests/s "
+        f"(before {raw_before:.0f}, after {raw_after:.0f})"
+    )
+    print(
+        f"  drain, {COMMANDS} commands over {ROOMS} rooms  {throughput:8.0f} commands/s = {throughput / raw:.0%} "
+        f"of raw; per-room order {'kept' if in_order else 'BROKEN'}"
+    )
+    print(
+        f"  latency at {PACED_RATE} commands/s, commit -> engine: p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms"
+    )

@@ -36,7 +36,10 @@ async def _serve(port_holder, ready):
                     receipts.clear()
                 else:
                     receipts.append((time.time(), headers.get("webhook-id") or headers.get("x-engine-command-id", "")))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -28,7 +28,6 @@ EVENTS, ROOMS, CONCURRENCY = 5000, 100, 16
 PACED_RATE, PACED_SECONDS = 200, 10
 
 
-
 def raw_limit(url: str, body: str) -> float:
     """Requests/s of a bare keep-alive aiohttp client with CONCURRENCY requests in flight."""
 
@@ -48,9 +47,6 @@ def raw_limit(url: str, body: str) -> float:
             return per_task * CONCURRENCY / (time.perf_counter() - started)
 
     return asyncio.run(run())
-
-
-
 
 
 def main() -> None:
@@ -120,7 +116,11 @@ def main() -> None:
     ratio = throughput / raw
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     print("webhook delivery (one worker process, threads pool, concurrency 8)")
-    print(f"  raw limit (bare aiohttp, keep-alive) {raw:8.0f} requests/s (before {raw_before:.0f}, after {raw_after:.0f})")
+    print(
+        f"  raw limit (bare aiohttp, keep-alive) {raw:8.0f} requests/s (before {raw_before:.0f}, after {raw_after:.0f})"
+    )
     print(f"  delivery throughput, {EVENTS} events  {throughput:8.0f} events/s   = {ratio:.0%} of raw")
-    print(f"  latency at {PACED_RATE} events/s, commit -> receipt: p50 {p50:.1f} ms (target <= 10), "
-          f"p99 {p99:.1f} ms (target <= 50)")
+    print(
+        f"  latency at {PACED_RATE} events/s, commit -> receipt: p50 {p50:.1f} ms (target <= 10), "
+        f"p99 {p99:.1f} ms (target <= 50)"
+    )

@@ -46,8 +46,10 @@ def signing_secrets(url: str) -> list[str]:
     and their previous ones while a rotation's grace period lasts."""
     now = timezone.now()
     secrets = []
-    rows = WebhookEndpoint.objects.current().filter(url=url).values_list(
-        "secret", "previous_secret", "previous_secret_expires_at"
+    rows = (
+        WebhookEndpoint.objects.current()
+        .filter(url=url)
+        .values_list("secret", "previous_secret", "previous_secret_expires_at")
     )
     for secret, previous_secret, previous_expires_at in rows:
         secrets.append(secret)

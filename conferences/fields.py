@@ -67,8 +67,10 @@ class Rfc3339Field(serializers.DateTimeField):
 
     default_error_messages = {"invalid": "Must be an RFC 3339 date-time, e.g. 2026-11-29T15:00:00Z."}
     # Seconds up to 59: a leap second has no Python datetime. Fractions up to microseconds.
-    FORM = (r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-            r"(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
+    FORM = (
+        r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+        r"(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+    )
     _FORM = re.compile(FORM)
 
     def to_internal_value(self, value):

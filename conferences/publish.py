@@ -20,9 +20,7 @@ BROKER_BACKOFF_SECONDS = 5.0
 _broker_down_until = 0.0
 
 
-def enqueue_rollback_unsafe(
-    task_name: str, *args, countdown: float | None = None, eta: datetime | None = None
-) -> bool:
+def enqueue_rollback_unsafe(task_name: str, *args, countdown: float | None = None, eta: datetime | None = None) -> bool:
     """Publish now, whatever becomes of the caller's transaction; False when not published.
     The queue comes from CELERY_TASK_ROUTES."""
     global _broker_down_until
@@ -32,13 +30,13 @@ def enqueue_rollback_unsafe(
         current_app.send_task(task_name, args=args, countdown=countdown, eta=eta, retry=False)
     except Exception:  # any broker failure: the re-drive and the sweeps catch up
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-        logger.warning("broker unavailable for %.0f s; %s left to the sweeps", BROKER_BACKOFF_SECONDS, task_name,
-                       exc_info=True)
+        logger.warning(
+            "broker unavailable for %.0f s; %s left to the sweeps", BROKER_BACKOFF_SECONDS, task_name, exc_info=True
+        )
         return False
     return True
 
 
 def enqueue_on_commit(task_name: str, *args, countdown: float | None = None, eta: datetime | None = None) -> None:
     """Publish after the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: enqueue_rollback_unsafe(task_name, *args, countdown=countdown, eta=eta),
-                          robust=True)
+    transaction.on_commit(lambda: enqueue_rollback_unsafe(task_name, *args, countdown=countdown, eta=eta), robust=True)

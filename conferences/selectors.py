@@ -11,15 +11,16 @@ _ACTIVE = Q(memberships__state__in=ACTIVE_MEMBER_STATES)
 
 def active_members() -> QuerySet[Member]:
     return (
-        Member.objects.filter(state__in=ACTIVE_MEMBER_STATES)
-        .select_related("session")
-        .order_by("requested_at", "id")
+        Member.objects.filter(state__in=ACTIVE_MEMBER_STATES).select_related("session").order_by("requested_at", "id")
     )
 
 
 def live_rooms(*, app: App, name: str | None = None) -> QuerySet[Room]:
-    rooms = Room.objects.live().filter(app=app).select_related("app").annotate(
-        member_count=Count("memberships", filter=_ACTIVE)
+    rooms = (
+        Room.objects.live()
+        .filter(app=app)
+        .select_related("app")
+        .annotate(member_count=Count("memberships", filter=_ACTIVE))
     )
     if name is not None:
         rooms = rooms.filter(name=name)

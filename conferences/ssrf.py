@@ -91,18 +91,28 @@ _HOST = "[A-Za-z0-9_.-]+"
 _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 _V4 = "(?:25[0-5]|(?:2[0-4]|1?[0-9])?[0-9])(?:\\.(?:25[0-5]|(?:2[0-4]|1?[0-9])?[0-9])){3}"
 _H = "[0-9A-Fa-f]{1,4}"
-_V6 = "|".join([
-    f"(?:{_H}:){{7}}{_H}", f"(?:{_H}:){{1,7}}:", f"(?:{_H}:){{1,6}}:{_H}", f"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
-    f"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}", f"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}", f"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
-    f"{_H}:(?::{_H}){{1,6}}", f":(?:(?::{_H}){{1,7}}|:)", f"::(?:[Ff]{{4}}(?::0{{1,4}})?:)?{_V4}",
-    f"(?:{_H}:){{1,4}}:{_V4}",
-])
+_V6 = "|".join(
+    [
+        f"(?:{_H}:){{7}}{_H}",
+        f"(?:{_H}:){{1,7}}:",
+        f"(?:{_H}:){{1,6}}:{_H}",
+        f"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
+        f"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}",
+        f"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}",
+        f"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
+        f"{_H}:(?::{_H}){{1,6}}",
+        f":(?:(?::{_H}){{1,7}}|:)",
+        f"::(?:[Ff]{{4}}(?::0{{1,4}})?:)?{_V4}",
+        f"(?:{_H}:){{1,4}}:{_V4}",
+    ]
+)
 # Explicit ranges, not \s: Python's and JSON Schema's regular expressions differ on it.
-URL_PATTERN = (f"[Hh][Tt][Tt][Pp][Ss]?://(?:{_HOST}|\\[(?:{_V6})\\])(?::{_PORT})?"
-               "(?:[/?#][^\\x00-\\x20\\x7f-\\x9f]*)?")
+URL_PATTERN = f"[Hh][Tt][Tt][Pp][Ss]?://(?:{_HOST}|\\[(?:{_V6})\\])(?::{_PORT})?(?:[/?#][^\\x00-\\x20\\x7f-\\x9f]*)?"
 _URL = re.compile(URL_PATTERN)
-URL_RULE = ("Enter a valid http:// or https:// URL: a host name or an IP address, an optional port, "
-            "no spaces, control characters, credentials or percent-encoding in the host.")
+URL_RULE = (
+    "Enter a valid http:// or https:// URL: a host name or an IP address, an optional port, "
+    "no spaces, control characters, credentials or percent-encoding in the host."
+)
 
 
 def _parse(url: str) -> tuple[str, int] | str:
@@ -147,8 +157,9 @@ def check_media_urls(urls: list[str]) -> list[str]:
     hosts = {}
     for url in urls:
         hosts.setdefault(_parse(url), url)
-    lookups = {_media_lookups.submit(_refusal, host, port, allow_private=False): url
-               for (host, port), url in hosts.items()}
+    lookups = {
+        _media_lookups.submit(_refusal, host, port, allow_private=False): url for (host, port), url in hosts.items()
+    }
     deadline = time.monotonic() + MEDIA_LOOKUP_SECONDS
     problems = []
     for lookup, url in lookups.items():

@@ -11,8 +11,16 @@ from django.conf import settings
 from .actors import Actor
 from .engine import sim
 from .services import (
-    commands, delivery_dispatch, engine_commands, engine_dispatch, engine_events, members, playback, reconcile,
-    retention, sessions,
+    commands,
+    delivery_dispatch,
+    engine_commands,
+    engine_dispatch,
+    engine_events,
+    members,
+    playback,
+    reconcile,
+    retention,
+    sessions,
 )
 
 SWEEPER = Actor.system("sweeper")

@@ -69,8 +69,13 @@ def parse_cursor(cursor: str | None, names) -> dict[str, int]:
     return positions
 
 
-def page(sources: dict[str, tuple[str, QuerySet]], *, cursor: str | None = None, newest_first: bool = False,
-         size: int = PAGE_SIZE) -> Page:
+def page(
+    sources: dict[str, tuple[str, QuerySet]],
+    *,
+    cursor: str | None = None,
+    newest_first: bool = False,
+    size: int = PAGE_SIZE,
+) -> Page:
     """The next `size` entries after `cursor`, merged by time. Each source is read in id order
     and merged without reordering it, so what a page takes of a source is always a prefix and
     its cursor skips nothing, even where two hosts' clocks disagree a little."""
@@ -80,8 +85,12 @@ def page(sources: dict[str, tuple[str, QuerySet]], *, cursor: str | None = None,
         if name in positions:
             queryset = queryset.filter(Q(id__lt=positions[name]) if newest_first else Q(id__gt=positions[name]))
         time_field = "created_at" if kind == "event" else "occurred_at"
-        streams.append([(getattr(item, time_field), name, kind, item)
-                        for item in queryset.order_by("-id" if newest_first else "id")[: size + 1]])
+        streams.append(
+            [
+                (getattr(item, time_field), name, kind, item)
+                for item in queryset.order_by("-id" if newest_first else "id")[: size + 1]
+            ]
+        )
     merged = list(heapq.merge(*streams, key=lambda row: row[0], reverse=newest_first))
     taken = merged[:size]
     for _, name, _, item in taken:

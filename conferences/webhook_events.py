@@ -21,7 +21,9 @@ def play_paused(room: Room, operation_id: str) -> dict:
 
 def play_resumed(room: Room, operation_id: str) -> dict:
     return {
-        "event": "conference.play.resumed", "app_id": room.app.app_id, "room_id": room.room_id,
+        "event": "conference.play.resumed",
+        "app_id": room.app.app_id,
+        "room_id": room.room_id,
         "operation_id": operation_id,
     }
 
@@ -32,7 +34,9 @@ def play_stopped(room: Room, operation_id: str) -> dict:
 
 def play_volume_changed(room: Room, operation_id: str, volume: int) -> dict:
     return {
-        "event": "conference.play.volume_changed", "room_id": room.room_id, "volume": volume,
+        "event": "conference.play.volume_changed",
+        "room_id": room.room_id,
+        "volume": volume,
         "operation_id": operation_id,
     }
 
@@ -43,7 +47,10 @@ def play_finished(room: Room, operation_id: str, urls: list[str]) -> dict:
 
 def play_failed(room: Room, operation_id: str, urls: list[str], error: str) -> dict:
     return {
-        "event": "conference.play.failed", "room_id": room.room_id, "operation_id": operation_id, "urls": urls,
+        "event": "conference.play.failed",
+        "room_id": room.room_id,
+        "operation_id": operation_id,
+        "urls": urls,
         "error": error,
     }
 
@@ -58,9 +65,7 @@ def member_left(room: Room, session_uuid: str, caller_id: str, reason: str) -> d
     }
 
 
-def command_result(
-    *, operation_id: str, command_uid: str, session_uuid: str, command: str, error: str | None
-) -> dict:
+def command_result(*, operation_id: str, command_uid: str, session_uuid: str, command: str, error: str | None) -> dict:
     return {
         "event": "command.result",
         "operation_id": operation_id,

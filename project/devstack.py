@@ -45,11 +45,30 @@ def main() -> None:
         # Quiet (no start-up banners) and at WARNING, not INFO: the workers' banners and the 1 s
         # sweeps' log lines would bury the banner printed below.
         *(
-            subprocess.Popen([PY, "-m", "celery", "-A", "project", "--quiet", "worker", "--loglevel=WARNING",
-                              "--pool=threads", f"--concurrency={threads}", "-Q", queues, "-n", f"{name}@%h"],
-                             cwd=ROOT)
-            for name, queues, threads in (("webhooks", "webhooks", 2), ("engine", "engine,celery", 8),
-                                          ("sweeps", "sweeps", 4))
+            subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "project",
+                    "--quiet",
+                    "worker",
+                    "--loglevel=WARNING",
+                    "--pool=threads",
+                    f"--concurrency={threads}",
+                    "-Q",
+                    queues,
+                    "-n",
+                    f"{name}@%h",
+                ],
+                cwd=ROOT,
+            )
+            for name, queues, threads in (
+                ("webhooks", "webhooks", 2),
+                ("engine", "engine,celery", 8),
+                ("sweeps", "sweeps", 4),
+            )
         ),
         subprocess.Popen([PY, "-m", "celery", "-A", "project", "--quiet", "beat", "--loglevel=WARNING"], cwd=ROOT),
     ]
@@ -80,7 +99,7 @@ def main() -> None:
 Conference control plane is up (Ctrl-C stops web, workers and beat).
   API       {base}/api/v1/
   API docs  {base}/api/docs
-  Admin     {base}/admin/   user {credentials['admin_user']}  password {credentials['admin_password']}
+  Admin     {base}/admin/   user {credentials["admin_user"]}  password {credentials["admin_password"]}
   Metrics   {base}/metrics
   Demo app  X-App-ID: {app_id}   X-API-Key: {api_key}
   Webhooks  {base}/dev/inbox/ (what the demo app's endpoint received)

@@ -28,8 +28,13 @@ class RequestContext(logging.Filter):
 
 class JsonLines(JsonFormatter):
     def __init__(self, *args, **kwargs):
-        super().__init__("%(levelname)s %(name)s %(message)s %(request_id)s %(app_id)s %(actor)s", *args,
-                         rename_fields={"levelname": "level", "name": "logger"}, timestamp="time", **kwargs)
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s %(request_id)s %(app_id)s %(actor)s",
+            *args,
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+            **kwargs,
+        )
 
 
 def bind(*, app: str = "", by: str = "") -> None:
@@ -59,11 +64,16 @@ class RequestIdMiddleware:
             user = getattr(request, "user", None)
             if not actor.get() and getattr(user, "is_staff", False):
                 actor.set(f"staff:{user.get_username()}")
-            access_log.info("request", extra={
-                "method": request.method, "path": request.path, "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            })
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
             return response
         finally:
-            for variable, token in zip((request_id, app_id, actor), tokens):
+            for variable, token in zip((request_id, app_id, actor), tokens, strict=True):
                 variable.reset(token)

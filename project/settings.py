@@ -235,9 +235,7 @@ JOIN_TIMEOUT_SECONDS = env_float("JOIN_TIMEOUT_SECONDS", 2)
 ORPHAN_AFTER_SECONDS = env_float("ORPHAN_AFTER_SECONDS", 120)
 SIM_JOIN_DELAY_MS = env_float("SIM_JOIN_DELAY_MS", 200)
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10)
-WEBHOOK_RETRY_SCHEDULE = env_float_list(
-    "WEBHOOK_RETRY_SCHEDULE", [5, 300, 1800, 7200, 18000, 36000, 36000]
-)
+WEBHOOK_RETRY_SCHEDULE = env_float_list("WEBHOOK_RETRY_SCHEDULE", [5, 300, 1800, 7200, 18000, 36000, 36000])
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # A webhook inbox at /dev/inbox (conferences/dev_inbox.py) for `make run`; the URL exists only
 # when this is on.

@@ -39,9 +39,7 @@ class Tenant:
 @pytest.fixture
 def make_tenant(db):
     def make(app_id: str | None = None, **kwargs) -> Tenant:
-        created = create_app(
-            actor=Actor.system("tests"), app_id=app_id or f"app-{next(_app_numbers)}", **kwargs
-        )
+        created = create_app(actor=Actor.system("tests"), app_id=app_id or f"app-{next(_app_numbers)}", **kwargs)
         return Tenant(created.app, created.api_key)
 
     return make

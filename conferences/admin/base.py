@@ -59,8 +59,12 @@ class ConsoleAdmin(admin.ModelAdmin):
 
     def response_action(self, request, queryset):
         if request.POST.get("select_across") == "1" and queryset[: MAX_ACTION_ROWS + 1].count() > MAX_ACTION_ROWS:
-            self.message_user(request, f"Not done: an action takes at most {MAX_ACTION_ROWS} rows at once; narrow "
-                                       "the list with a search or a filter.", messages.ERROR)
+            self.message_user(
+                request,
+                f"Not done: an action takes at most {MAX_ACTION_ROWS} rows at once; narrow "
+                "the list with a search or a filter.",
+                messages.ERROR,
+            )
             return None  # back to the list
         return super().response_action(request, queryset)
 
@@ -70,8 +74,9 @@ class ConsoleAdmin(admin.ModelAdmin):
             try:
                 done = act(obj)
             except ServiceError as exc:
-                self.message_user(request, f"{obj}: not done, {exc.message[:1].lower()}{exc.message[1:]}.",
-                                  messages.WARNING)
+                self.message_user(
+                    request, f"{obj}: not done, {exc.message[:1].lower()}{exc.message[1:]}.", messages.WARNING
+                )
             else:
                 self.message_user(request, f"{obj}: {done}.", messages.SUCCESS)
 
@@ -107,8 +112,9 @@ def distinct_values(model, column: str, *, where: str = "TRUE") -> list[str]:
         return [value for (value,) in cursor.fetchall()]
 
 
-def indexed_values_filter(column: str, title: str, *, where: str = "TRUE",
-                          always: tuple[str, ...] = ()) -> type[admin.SimpleListFilter]:
+def indexed_values_filter(
+    column: str, title: str, *, where: str = "TRUE", always: tuple[str, ...] = ()
+) -> type[admin.SimpleListFilter]:
     """A list filter on `column` offering the values the table holds (found by skip scan)."""
 
     class IndexedValuesFilter(admin.SimpleListFilter):

@@ -27,8 +27,12 @@ class SupervisedPeriodicTaskAdmin(PeriodicTaskAdmin):
     def get_fieldsets(self, request, obj=None):
         if self._is_superuser(request):
             return super().get_fieldsets(request, obj)
-        return [(None, {"fields": ["name", "task", *SCHEDULE_FIELDS, "last_run_at", "args", "kwargs", "queue",
-                                   "description"]})]
+        return [
+            (
+                None,
+                {"fields": ["name", "task", *SCHEDULE_FIELDS, "last_run_at", "args", "kwargs", "queue", "description"]},
+            )
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if self._is_superuser(request):

@@ -10,8 +10,17 @@ from .base import ReadOnlyAdmin, indexed_values_filter
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ["occurred_at", "actor_kind", "actor", "action", "outcome", "app_id", "room_id", "session_uuid",
-                    "operation_id"]
+    list_display = [
+        "occurred_at",
+        "actor_kind",
+        "actor",
+        "action",
+        "outcome",
+        "app_id",
+        "room_id",
+        "session_uuid",
+        "operation_id",
+    ]
     list_filter = [
         "actor_kind",
         indexed_values_filter("action", "action"),

@@ -10,11 +10,11 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from .. import timeline
 from ..errors import Conflict, NotFound
 from ..models import CallSession, Member, PlaybackOperation, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES
 from ..services import commands, members, playback, rooms
-from .. import timeline
 from .base import ReadOnlyAdmin, indexed_values_filter, staff_actor
 from .timeline import TimelineMixin, timeline_link
 
@@ -92,10 +92,19 @@ class CallActions:
 
         def run(session):
             commands.run_command(
-                actor=actor, app=session.app, session_uuid=session.session_uuid, command=command, command_uid=None,
-                request={}, perform=lambda command_uid: members.set_muted(
-                    actor=actor, app=session.app, session_uuid=session.session_uuid, muted=muted,
-                    command_uid=command_uid),
+                actor=actor,
+                app=session.app,
+                session_uuid=session.session_uuid,
+                command=command,
+                command_uid=None,
+                request={},
+                perform=lambda command_uid: members.set_muted(
+                    actor=actor,
+                    app=session.app,
+                    session_uuid=session.session_uuid,
+                    muted=muted,
+                    command_uid=command_uid,
+                ),
             )
             return "muted" if muted else "unmuted"
 
@@ -104,14 +113,33 @@ class CallActions:
 
 @admin.register(Room)
 class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
-    list_display = ["room_id", "name", "app", "node", "live", "playback_status", "current_members", "created_at",
-                    "destroyed_at"]
+    list_display = [
+        "room_id",
+        "name",
+        "app",
+        "node",
+        "live",
+        "playback_status",
+        "current_members",
+        "created_at",
+        "destroyed_at",
+    ]
     list_filter = ["app", LiveFilter, indexed_values_filter("node", "node"), "playback_status"]
     search_fields = ["room_id"]  # see search()
     search_help_text = "A room_id, a room name, or the session_uuid of a member (present or past)."
     list_select_related = ["app"]
-    readonly_fields = ["room_id", "name", "app", "node", "created_at", "destroyed_at", "volume", "current_playback",
-                       "related", "timeline_page"]
+    readonly_fields = [
+        "room_id",
+        "name",
+        "app",
+        "node",
+        "created_at",
+        "destroyed_at",
+        "volume",
+        "current_playback",
+        "related",
+        "timeline_page",
+    ]
     fields = readonly_fields
     inlines = [MemberInline]
     actions = ["destroy", "stop_playback"]
@@ -120,8 +148,11 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     def get_queryset(self, request):
         active = Member.objects.filter(room=OuterRef("pk"), state__in=ACTIVE_MEMBER_STATES).order_by()
         counted = active.values("room").annotate(count=Count("pk")).values("count")
-        return super().get_queryset(request).annotate(
-            member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0))
+        )
 
     def search(self, queryset, term):
         of_member = Member.objects.filter(session__session_uuid=term).values("room_id")
@@ -144,8 +175,12 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
             return "stopped"
         operation = PlaybackOperation.objects.filter(operation_id=room.playback_operation_id).first()
         urls = format_html_join("", "<li>{}</li>", ((url,) for url in room.playback_urls))
-        return format_html("{} {}<ul>{}</ul>", room.playback_status,
-                           _link(operation) if operation else room.playback_operation_id, urls)
+        return format_html(
+            "{} {}<ul>{}</ul>",
+            room.playback_status,
+            _link(operation) if operation else room.playback_operation_id,
+            urls,
+        )
 
     @admin.display(description="see also")
     def related(self, room):
@@ -160,13 +195,23 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
 
     @admin.action(description="Destroy the selected rooms", permissions=["destroy"])
     def destroy(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda room: rooms.destroy_room(
-            actor=staff_actor(request), app=room.app, room_id=room.room_id) or "destroyed")
+        self.report(
+            request,
+            queryset.select_related("app"),
+            lambda room: (
+                rooms.destroy_room(actor=staff_actor(request), app=room.app, room_id=room.room_id) or "destroyed"
+            ),
+        )
 
     @admin.action(description="Stop the selected rooms' playback", permissions=["stop"])
     def stop_playback(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda room: playback.stop(
-            actor=staff_actor(request), app=room.app, room_id=room.room_id) and "playback stopped")
+        self.report(
+            request,
+            queryset.select_related("app"),
+            lambda room: (
+                playback.stop(actor=staff_actor(request), app=room.app, room_id=room.room_id) and "playback stopped"
+            ),
+        )
 
 
 class MemberStateFilter(admin.SimpleListFilter):
@@ -192,15 +237,21 @@ class MemberAdmin(CallActions, ReadOnlyAdmin):
     actions = ["kick", "mute", "unmute"]
 
     def search(self, queryset, term):
-        return queryset.filter(Q(session__in=CallSession.objects.filter(session_uuid=term).values("pk"))
-                               | Q(room__in=Room.objects.filter(room_id=term).values("pk")))
+        return queryset.filter(
+            Q(session__in=CallSession.objects.filter(session_uuid=term).values("pk"))
+            | Q(room__in=Room.objects.filter(room_id=term).values("pk"))
+        )
 
     @admin.action(description="Kick the selected members from their rooms", permissions=["kick"])
     def kick(self, request, queryset):
         def run(member):
             try:
-                members.kick(actor=staff_actor(request), app=member.room.app, room_id=member.room.room_id,
-                             session_uuid=member.session.session_uuid)
+                members.kick(
+                    actor=staff_actor(request),
+                    app=member.room.app,
+                    room_id=member.room.room_id,
+                    session_uuid=member.session.session_uuid,
+                )
             except NotFound:
                 _left_already(member)
             return f"kicked from {member.room}"
@@ -297,8 +348,12 @@ class PlaybackOperationAdmin(CallActions, ReadOnlyAdmin):
     @admin.action(description="Stop the selected playbacks", permissions=["stop"])
     def stop(self, request, queryset):
         def run(operation):
-            playback.stop(actor=staff_actor(request), app=operation.room.app, room_id=operation.room.room_id,
-                          operation_id=operation.operation_id)
+            playback.stop(
+                actor=staff_actor(request),
+                app=operation.room.app,
+                room_id=operation.room.room_id,
+                operation_id=operation.operation_id,
+            )
             return "stopped"
 
         self.report(request, queryset.select_related("room__app"), run)

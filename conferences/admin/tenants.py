@@ -69,9 +69,13 @@ class AppAdmin(SuperuserManages, ConsoleAdmin):
     actions = ["issue_api_key", "disable", "enable"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            endpoint_count=_count_of(WebhookEndpoint.objects.current().filter(app=OuterRef("pk"))),
-            live_room_count=_count_of(Room.objects.live().filter(app=OuterRef("pk"))),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                endpoint_count=_count_of(WebhookEndpoint.objects.current().filter(app=OuterRef("pk"))),
+                live_room_count=_count_of(Room.objects.live().filter(app=OuterRef("pk"))),
+            )
         )
 
     @admin.display(ordering="endpoint_count")
@@ -103,8 +107,12 @@ class AppAdmin(SuperuserManages, ConsoleAdmin):
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change):
-        created = tenants.create_app(actor=staff_actor(request), app_id=form.cleaned_data["app_id"],
-                                     name=form.cleaned_data["name"], webhook_url=form.cleaned_data["webhook_url"])
+        created = tenants.create_app(
+            actor=staff_actor(request),
+            app_id=form.cleaned_data["app_id"],
+            name=form.cleaned_data["name"],
+            webhook_url=form.cleaned_data["webhook_url"],
+        )
         obj.pk = created.app.pk
         shown_once = f"App {created.app.app_id}: API key {created.api_key}"
         if created.webhook_secret:
@@ -124,13 +132,27 @@ class AppAdmin(SuperuserManages, ConsoleAdmin):
 
     @admin.action(description="Disable the selected apps (their API calls answer 403)", permissions=["manage"])
     def disable(self, request, queryset):
-        self.report(request, queryset, lambda app: "disabled" if tenants.set_app_enabled(
-            actor=staff_actor(request), app=app, enabled=False) else "was already disabled")
+        self.report(
+            request,
+            queryset,
+            lambda app: (
+                "disabled"
+                if tenants.set_app_enabled(actor=staff_actor(request), app=app, enabled=False)
+                else "was already disabled"
+            ),
+        )
 
     @admin.action(description="Enable the selected apps", permissions=["manage"])
     def enable(self, request, queryset):
-        self.report(request, queryset, lambda app: "enabled" if tenants.set_app_enabled(
-            actor=staff_actor(request), app=app, enabled=True) else "was already enabled")
+        self.report(
+            request,
+            queryset,
+            lambda app: (
+                "enabled"
+                if tenants.set_app_enabled(actor=staff_actor(request), app=app, enabled=True)
+                else "was already enabled"
+            ),
+        )
 
 
 @admin.register(ApiKey)
@@ -145,5 +167,10 @@ class ApiKeyAdmin(SuperuserManages, ReadOnlyAdmin):
 
     @admin.action(description="Revoke the selected keys", permissions=["manage"])
     def revoke(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda key: "revoked" if tenants.revoke_api_key(
-            actor=staff_actor(request), api_key=key) else "was already revoked")
+        self.report(
+            request,
+            queryset.select_related("app"),
+            lambda key: (
+                "revoked" if tenants.revoke_api_key(actor=staff_actor(request), api_key=key) else "was already revoked"
+            ),
+        )

@@ -21,7 +21,7 @@ class TimelineMixin:
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         view = self.admin_site.admin_view(self.timeline_view)
-        return [path("<path:object_id>/timeline/", view, name="%s_%s_timeline" % info), *super().get_urls()]
+        return [path("<path:object_id>/timeline/", view, name="{}_{}_timeline".format(*info)), *super().get_urls()]
 
     def timeline_view(self, request, object_id):
         obj = self.get_object(request, object_id)

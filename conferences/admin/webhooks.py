@@ -93,14 +93,36 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "endpoint", "event", "ordering_key", "status", "attempts", "next_attempt_at",
-                    "last_status_code", "created_at", "completed_at"]
+    list_display = [
+        "id",
+        "endpoint",
+        "event",
+        "ordering_key",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "created_at",
+        "completed_at",
+    ]
     list_filter = ["status"]
     search_fields = ["ordering_key"]  # see search()
     search_help_text = "A room_id, a session_uuid, a webhook-id (msg_…) or an endpoint_id (ep_…)."
     list_select_related = ["endpoint", "event"]
-    readonly_fields = ["event", "endpoint", "ordering_key", "state", "attempts", "total_attempts", "next_attempt_at",
-                       "lease_expires_at", "created_at", "completed_at", "last_status_code", "last_error"]
+    readonly_fields = [
+        "event",
+        "endpoint",
+        "ordering_key",
+        "state",
+        "attempts",
+        "total_attempts",
+        "next_attempt_at",
+        "lease_expires_at",
+        "created_at",
+        "completed_at",
+        "last_status_code",
+        "last_error",
+    ]
     fields = readonly_fields
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
@@ -115,13 +137,20 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Redeliver the selected deliveries", permissions=["redeliver"])
     def redeliver(self, request, queryset):
-        self.report(request, queryset.select_related("endpoint__app", "event"), lambda delivery: endpoints.redeliver(
-            actor=staff_actor(request), delivery=delivery) or "queued again under the same webhook-id")
+        self.report(
+            request,
+            queryset.select_related("endpoint__app", "event"),
+            lambda delivery: (
+                endpoints.redeliver(actor=staff_actor(request), delivery=delivery)
+                or "queued again under the same webhook-id"
+            ),
+        )
 
 
 class RecoverForm(forms.Form):
-    since = forms.DateTimeField(help_text="Failed deliveries created at or after this time are queued again "
-                                          "(YYYY-MM-DD HH:MM:SS, UTC).")
+    since = forms.DateTimeField(
+        help_text="Failed deliveries created at or after this time are queued again (YYYY-MM-DD HH:MM:SS, UTC)."
+    )
 
 
 @admin.register(WebhookEndpoint)
@@ -135,8 +164,18 @@ class WebhookEndpointAdmin(SuperuserManages, ReadOnlyAdmin):
     # Secrets are never shown again after creation or rotation; the URL without its query (it
     # may hold a token).
     exclude = ["secret", "previous_secret", "url"]
-    readonly_fields = ["endpoint_id", "app", "display_url", "description", "event_types", "enabled", "disabled_reason",
-                       "previous_secret_expires_at", "created_at", "deleted_at"]
+    readonly_fields = [
+        "endpoint_id",
+        "app",
+        "display_url",
+        "description",
+        "event_types",
+        "enabled",
+        "disabled_reason",
+        "previous_secret_expires_at",
+        "created_at",
+        "deleted_at",
+    ]
     actions = ["disable", "enable", "recover", "rotate_secret"]
 
     # Read-only: changes go through the actions (the app changes its own over the API); deleting
@@ -150,28 +189,60 @@ class WebhookEndpointAdmin(SuperuserManages, ReadOnlyAdmin):
 
     @admin.action(description="Disable the selected endpoints (what waits fails)", permissions=["disable"])
     def disable(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda endpoint: "disabled" if endpoints.disable_endpoint(
-            actor=staff_actor(request), endpoint=endpoint, reason="Disabled by staff") else "was disabled already")
+        self.report(
+            request,
+            queryset.select_related("app"),
+            lambda endpoint: (
+                "disabled"
+                if endpoints.disable_endpoint(actor=staff_actor(request), endpoint=endpoint, reason="Disabled by staff")
+                else "was disabled already"
+            ),
+        )
 
     @admin.action(description="Enable the selected endpoints", permissions=["disable"])
     def enable(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda endpoint: "enabled" if endpoints.enable_endpoint(
-            actor=staff_actor(request), endpoint=endpoint) else "was enabled already")
+        self.report(
+            request,
+            queryset.select_related("app"),
+            lambda endpoint: (
+                "enabled"
+                if endpoints.enable_endpoint(actor=staff_actor(request), endpoint=endpoint)
+                else "was enabled already"
+            ),
+        )
 
     @admin.action(description="Recover failed deliveries since a time…", permissions=["recover"])
     def recover(self, request, queryset):
         form = RecoverForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(request, "admin/conferences/recover_since.html", {
-                **self.admin_site.each_context(request), "opts": self.opts, "title": "Recover failed deliveries",
-                "endpoints": queryset, "form": form, "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            })
+            return TemplateResponse(
+                request,
+                "admin/conferences/recover_since.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "opts": self.opts,
+                    "title": "Recover failed deliveries",
+                    "endpoints": queryset,
+                    "form": form,
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                },
+            )
         since = form.cleaned_data["since"]
-        self.report(request, queryset.select_related("app"), lambda endpoint: "{} deliveries queued again".format(
-            endpoints.redeliver_failed(actor=staff_actor(request), endpoint=endpoint, since=since)))
+
+        def recover(endpoint):
+            queued = endpoints.redeliver_failed(actor=staff_actor(request), endpoint=endpoint, since=since)
+            return f"{queued} deliveries queued again"
+
+        self.report(request, queryset.select_related("app"), recover)
 
     @admin.action(description="Rotate the secret (the new one is shown once)", permissions=["manage"])
     def rotate_secret(self, request, queryset):
-        self.report(request, queryset.select_related("app"), lambda endpoint: (
-            f"new secret {endpoints.rotate_secret(actor=staff_actor(request), endpoint=endpoint)} (copy it now: it is "
-            "not shown again; the previous one keeps signing for 24 hours)"))
+        def rotate(endpoint):
+            secret = endpoints.rotate_secret(actor=staff_actor(request), endpoint=endpoint)
+            return f"new secret {secret} (copy it now: it is not shown again; the previous one signs for 24 hours)"
+
+        self.report(
+            request,
+            queryset.select_related("app"),
+            rotate,
+        )

@@ -7,9 +7,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..actors import Actor
-from .auth import count_a_failure, refuse_a_failing_address
 from ..ids import NODE_RE
 from ..services import engine_events
+from .auth import count_a_failure, refuse_a_failing_address
 
 
 class EngineTokenRequired(exceptions.AuthenticationFailed):
@@ -41,10 +41,15 @@ class EngineEventsApi(APIView):
     @extend_schema(
         operation_id="engine_events_create",
         auth=[],
-        request={"application/json": {"type": "object", "required": ["type"], "properties": {
-            "type": {"type": "string", "enum": list(engine_events.SHAPES)}}}},
+        request={
+            "application/json": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": list(engine_events.SHAPES)}},
+            }
+        },
         responses={
-            201: OpenApiResponse(description="session.created: `{\"session_uuid\"}` (minted when absent)"),
+            201: OpenApiResponse(description='session.created: `{"session_uuid"}` (minted when absent)'),
             200: OpenApiResponse(description="Applied, or harmlessly ignored (duplicate, late, out of order)"),
         },
         description="session.created {app_id, caller_id, session_uuid?}; session.ended {session_uuid}; "

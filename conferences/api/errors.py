@@ -43,8 +43,7 @@ def _messages(detail, prefix: str = "") -> list[str]:
     """The messages of one field, those of its items and members prefixed by where they are
     (items numbered from 1)."""
     if isinstance(detail, dict):
-        return [message for key, value in detail.items()
-                for message in _messages(value, f"{prefix}{_place(key)}: ")]
+        return [message for key, value in detail.items() for message in _messages(value, f"{prefix}{_place(key)}: ")]
     if isinstance(detail, list):
         return [message for item in detail for message in _messages(item, prefix)]
     return [f"{prefix}{detail}"]
@@ -92,9 +91,7 @@ def exception_handler(exc, context):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait) + 1)
-        code = CODES.get(type(exc)) or (
-            exc.default_code if isinstance(exc.default_code, str) else "error"
-        )
+        code = CODES.get(type(exc)) or (exc.default_code if isinstance(exc.default_code, str) else "error")
         if isinstance(exc, exceptions.PermissionDenied) and code == "permission_denied":
             code = "forbidden"
         message = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
@@ -102,8 +99,11 @@ def exception_handler(exc, context):
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database cannot be reached (SPEC 12): a retryable 503, as /readyz says.
         logger.error("database unavailable in %s: %s", context.get("view"), exc)
-        return Response(error_body("The database is unavailable; try again shortly", "service_unavailable"),
-                        status=503, headers={"Retry-After": "5"})
+        return Response(
+            error_body("The database is unavailable; try again shortly", "service_unavailable"),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     logger.exception("Unhandled error in %s", context.get("view"))
     return Response(error_body("Internal server error", "internal_error"), status=500)
 

@@ -1,5 +1,6 @@
-from .errors import error_body
 from django.http import JsonResponse
+
+from .errors import error_body
 
 
 class RefuseNulCharactersMiddleware:
@@ -13,6 +14,8 @@ class RefuseNulCharactersMiddleware:
         raw = [request.path, request.META.get("QUERY_STRING", "")]
         raw += [value for key, value in request.META.items() if key.startswith("HTTP_") and isinstance(value, str)]
         if any("\x00" in value or "%00" in value for value in raw):
-            body = error_body("Invalid request: NUL characters are not allowed", "invalid", {"request": ["NUL character."]})
+            body = error_body(
+                "Invalid request: NUL characters are not allowed", "invalid", {"request": ["NUL character."]}
+            )
             return JsonResponse(body, status=400)
         return self.get_response(request)

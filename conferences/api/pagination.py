@@ -35,8 +35,11 @@ class NewestFirstPagination(CursorPagination):
 
 
 PAGE_PARAMETERS = [
-    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-                     description=f"Page size, 1 to {MAX_PAGE} (default 50)."),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        description=f"Page size, 1 to {MAX_PAGE} (default 50).",
+    ),
     OpenApiParameter("cursor", str, description="Opaque cursor from `next` or `previous`."),
 ]
 
@@ -46,10 +49,14 @@ _pages: dict[type, type] = {}
 def page_of(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
     """The documented shape of a page of `item`s."""
     if item not in _pages:
-        _pages[item] = type(f"{item.__name__.removesuffix('Output')}Page", (serializers.Serializer,), {
-            "is_page": True,
-            "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
-            "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
-            "results": item(many=True),
-        })
+        _pages[item] = type(
+            f"{item.__name__.removesuffix('Output')}Page",
+            (serializers.Serializer,),
+            {
+                "is_page": True,
+                "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
+                "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
+                "results": item(many=True),
+            },
+        )
     return _pages[item]

@@ -40,8 +40,12 @@ PLAY = (
     "terminal event within PLAYBACK_TIMEOUT_SECONDS (paused time excluded, engine progress restarts the clock) "
     "it fails with `playback_timeout`."
 )
-PAUSE = ("A toggle: `conference.play.paused` when playing, `conference.play.resumed` when paused. "
-         "409 `no_playback` when stopped.")
+PAUSE = (
+    "A toggle: `conference.play.paused` when playing, `conference.play.resumed` when paused. "
+    "409 `no_playback` when stopped."
+)
 STOP = "`conference.play.stopped`; 409 `no_playback` when stopped."
-VOLUME = ("Set the room's volume (-50 to 7) for the current and later playbacks; "
-          "`conference.play.volume_changed`. Allowed in any playback state.")
+VOLUME = (
+    "Set the room's volume (-50 to 7) for the current and later playbacks; "
+    "`conference.play.volume_changed`. Allowed in any playback state."
+)

@@ -53,7 +53,6 @@ class CreateOutput(serializers.Serializer):
 # Rooms of the calling app, their members and their playback; thin over the services. (A
 # comment, not a docstring: OPTIONS would publish a docstring as the route's description.)
 class RoomViewSet(viewsets.ViewSet):
-
     lookup_field = "room_id"
     lookup_value_regex = "[^/]+"
 
@@ -119,36 +118,48 @@ class RoomViewSet(viewsets.ViewSet):
         member_services.kick(actor=actor_of(request), app=request.user, room_id=room_id, session_uuid=session_uuid)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(operation_id="conferences_play", request=PlayInput, responses={200: PlaybackOutput},
-                   description=playback_api.PLAY)
+    @extend_schema(
+        operation_id="conferences_play",
+        request=PlayInput,
+        responses={200: PlaybackOutput},
+        description=playback_api.PLAY,
+    )
     @action(detail=True, methods=["post"])
     def play(self, request, room_id: str):
         data = PlayInput(data=request.data)
         data.is_valid(raise_exception=True)
-        body = playback.play(actor=actor_of(request), app=request.user, room_id=room_id,
-                             urls=data.validated_data["urls"])
+        body = playback.play(
+            actor=actor_of(request), app=request.user, room_id=room_id, urls=data.validated_data["urls"]
+        )
         return Response(PlaybackOutput(body).data)
 
-    @extend_schema(operation_id="conferences_pause", request=None, responses={200: PlaybackOutput},
-                   description=playback_api.PAUSE)
+    @extend_schema(
+        operation_id="conferences_pause", request=None, responses={200: PlaybackOutput}, description=playback_api.PAUSE
+    )
     @action(detail=True, methods=["post"])
     def pause(self, request, room_id: str):
-        return Response(PlaybackOutput(playback.toggle_pause(actor=actor_of(request), app=request.user,
-                                                             room_id=room_id)).data)
+        return Response(
+            PlaybackOutput(playback.toggle_pause(actor=actor_of(request), app=request.user, room_id=room_id)).data
+        )
 
-    @extend_schema(operation_id="conferences_stop", request=None, responses={200: PlaybackOutput},
-                   description=playback_api.STOP)
+    @extend_schema(
+        operation_id="conferences_stop", request=None, responses={200: PlaybackOutput}, description=playback_api.STOP
+    )
     @action(detail=True, methods=["post"])
     def stop(self, request, room_id: str):
-        return Response(PlaybackOutput(playback.stop(actor=actor_of(request), app=request.user,
-                                                     room_id=room_id)).data)
+        return Response(PlaybackOutput(playback.stop(actor=actor_of(request), app=request.user, room_id=room_id)).data)
 
-    @extend_schema(operation_id="conferences_volume", request=VolumeInput, responses={200: PlaybackOutput},
-                   description=playback_api.VOLUME)
+    @extend_schema(
+        operation_id="conferences_volume",
+        request=VolumeInput,
+        responses={200: PlaybackOutput},
+        description=playback_api.VOLUME,
+    )
     @action(detail=True, methods=["post"])
     def volume(self, request, room_id: str):
         data = VolumeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        body = playback.set_volume(actor=actor_of(request), app=request.user, room_id=room_id,
-                                   volume=data.validated_data["volume"])
+        body = playback.set_volume(
+            actor=actor_of(request), app=request.user, room_id=room_id, volume=data.validated_data["volume"]
+        )
         return Response(PlaybackOutput(body).data)

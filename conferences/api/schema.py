@@ -73,16 +73,20 @@ class Rfc3339FieldSchema(OpenApiSerializerFieldExtension):
     target_class = "conferences.fields.Rfc3339Field"
 
     def map_serializer_field(self, auto_schema, direction):
-        return {**auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True),
-                "pattern": f"^{self.target.FORM}$"}
+        return {
+            **auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True),
+            "pattern": f"^{self.target.FORM}$",
+        }
 
 
 class DistinctListFieldSchema(OpenApiSerializerFieldExtension):
     target_class = "conferences.fields.DistinctListField"
 
     def map_serializer_field(self, auto_schema, direction):
-        return {**auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True),
-                "uniqueItems": True}
+        return {
+            **auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True),
+            "uniqueItems": True,
+        }
 
 
 ERROR_SCHEMA = {
@@ -124,17 +128,24 @@ def forbid_nul_in_parameters(result, generator, request, public):
 LINKS = {
     ("conferences_create", "201"): {
         name: (target, {"room_id": "$response.body#/room_id"})
-        for name, target in (("GetRoom", "conferences_retrieve"), ("DeleteRoom", "conferences_destroy"),
-                             ("ListMembers", "conferences_members_list"), ("Play", "conferences_play"),
-                             ("Pause", "conferences_pause"), ("Stop", "conferences_stop"),
-                             ("SetVolume", "conferences_volume"))
+        for name, target in (
+            ("GetRoom", "conferences_retrieve"),
+            ("DeleteRoom", "conferences_destroy"),
+            ("ListMembers", "conferences_members_list"),
+            ("Play", "conferences_play"),
+            ("Pause", "conferences_pause"),
+            ("Stop", "conferences_stop"),
+            ("SetVolume", "conferences_volume"),
+        )
     },
     ("conferences_list", "200"): {
         "GetFirstRoom": ("conferences_retrieve", {"room_id": "$response.body#/results/0/room_id"}),
     },
     ("conferences_members_list", "200"): {
-        "KickFirstMember": ("conferences_members_kick", {"room_id": "$request.path.room_id",
-                                                         "session_uuid": "$response.body#/0/session_uuid"}),
+        "KickFirstMember": (
+            "conferences_members_kick",
+            {"room_id": "$request.path.room_id", "session_uuid": "$response.body#/0/session_uuid"},
+        ),
         "GetFirstMembersSession": ("sessions_retrieve", {"session_uuid": "$response.body#/0/session_uuid"}),
     },
     ("sessions_retrieve", "200"): {
@@ -143,11 +154,13 @@ LINKS = {
     },
     ("webhooks_endpoints_create", "201"): {
         name: (target, {"endpoint_id": "$response.body#/endpoint_id"})
-        for name, target in (("GetEndpoint", "webhooks_endpoints_retrieve"),
-                             ("ChangeEndpoint", "webhooks_endpoints_partial_update"),
-                             ("DeleteEndpoint", "webhooks_endpoints_destroy"),
-                             ("RotateSecret", "webhooks_endpoints_rotate_secret"),
-                             ("Recover", "webhooks_endpoints_recover"))
+        for name, target in (
+            ("GetEndpoint", "webhooks_endpoints_retrieve"),
+            ("ChangeEndpoint", "webhooks_endpoints_partial_update"),
+            ("DeleteEndpoint", "webhooks_endpoints_destroy"),
+            ("RotateSecret", "webhooks_endpoints_rotate_secret"),
+            ("Recover", "webhooks_endpoints_recover"),
+        )
     },
     ("webhooks_deliveries_list", "200"): {
         "GetFirstDelivery": ("webhooks_deliveries_retrieve", {"delivery_id": "$response.body#/results/0/delivery_id"}),
@@ -164,8 +177,10 @@ def add_links(result, generator, request, public):
             for status_code, response in operation.get("responses", {}).items():
                 links = LINKS.get((operation.get("operationId"), status_code))
                 if links:
-                    response["links"] = {name: {"operationId": target, "parameters": parameters}
-                                         for name, (target, parameters) in links.items()}
+                    response["links"] = {
+                        name: {"operationId": target, "parameters": parameters}
+                        for name, (target, parameters) in links.items()
+                    }
     return result
 
 
@@ -178,8 +193,11 @@ def add_error_responses(result, generator, request, public):
             for status_code, description in ERROR_STATUSES.items():
                 if status_code == "409" and method == "get":
                     continue
-                responses.setdefault(status_code, {
-                    "description": description,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                })
+                responses.setdefault(
+                    status_code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                )
     return result

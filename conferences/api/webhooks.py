@@ -23,10 +23,16 @@ DELIVERY_ID = OpenApiParameter("delivery_id", {"type": "integer", "minimum": 1},
 
 
 class EndpointInput(serializers.Serializer):
-    url = StrictCharField(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN, pattern_message=URL_RULE,
-                          help_text="http(s), public addresses only.")
+    url = StrictCharField(
+        max_length=MAX_URL_LENGTH,
+        pattern=URL_PATTERN,
+        pattern_message=URL_RULE,
+        help_text="http(s), public addresses only.",
+    )
     event_types = DistinctListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES), required=False, max_length=len(EVENT_TYPES),
+        child=serializers.ChoiceField(choices=EVENT_TYPES),
+        required=False,
+        max_length=len(EVENT_TYPES),
         help_text="Distinct event names; omitted or empty for every event.",
     )
     description = StrictCharField(max_length=endpoints.MAX_DESCRIPTION, allow_blank=True, required=False)
@@ -112,8 +118,12 @@ def _record_read(request, action_name: str, **detail) -> None:
 
 
 def _endpoint(request, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = (WebhookEndpoint.objects.current().select_related("app")
-                .filter(app=request.user, endpoint_id=endpoint_id).first())
+    endpoint = (
+        WebhookEndpoint.objects.current()
+        .select_related("app")
+        .filter(app=request.user, endpoint_id=endpoint_id)
+        .first()
+    )
     if endpoint is None:
         raise NotFound("Webhook endpoint not found")
     return endpoint
@@ -127,8 +137,13 @@ class RecordedCalls:
         response = super().handle_exception(exc)
         if getattr(self.request, "user", None) is not None and response.status_code < 500:
             code = response.data.get("code", "") if isinstance(response.data, dict) else ""
-            audit.record(actor=actor_of(self.request), action=f"{self.basename}.{self.action}", outcome=code,
-                         app_id=self.request.user.app_id, detail={"status": response.status_code})
+            audit.record(
+                actor=actor_of(self.request),
+                action=f"{self.basename}.{self.action}",
+                outcome=code,
+                app_id=self.request.user.app_id,
+                detail={"status": response.status_code},
+            )
         return response
 
 
@@ -136,23 +151,28 @@ class WebhookEndpointViewSet(RecordedCalls, viewsets.ViewSet):
     lookup_field = "endpoint_id"
     lookup_value_regex = "[^/]+"
 
-    @extend_schema(operation_id="webhooks_endpoints_create", request=EndpointInput,
-                   responses={201: CreatedEndpointOutput},
-                   description="A new endpoint and its signing secret (shown only here and at rotation). "
-                   "409 `endpoint_limit` beyond 10 endpoints.")
+    @extend_schema(
+        operation_id="webhooks_endpoints_create",
+        request=EndpointInput,
+        responses={201: CreatedEndpointOutput},
+        description="A new endpoint and its signing secret (shown only here and at rotation). "
+        "409 `endpoint_limit` beyond 10 endpoints.",
+    )
     def create(self, request):
         data = EndpointInput(data=request.data)
         data.is_valid(raise_exception=True)
         endpoint = endpoints.create_endpoint(actor=actor_of(request), app=request.user, **data.validated_data)
         return Response(CreatedEndpointOutput(endpoint).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(operation_id="webhooks_endpoints_list", parameters=PAGE_PARAMETERS,
-                   responses={200: page_of(EndpointOutput)})
+    @extend_schema(
+        operation_id="webhooks_endpoints_list", parameters=PAGE_PARAMETERS, responses={200: page_of(EndpointOutput)}
+    )
     def list(self, request):
         _record_read(request, "webhook_endpoint.list")
         paginator = NewestFirstPagination()
-        page = paginator.paginate_queryset(WebhookEndpoint.objects.current().filter(app=request.user), request,
-                                           view=self)
+        page = paginator.paginate_queryset(
+            WebhookEndpoint.objects.current().filter(app=request.user), request, view=self
+        )
         return paginator.get_paginated_response(EndpointOutput(page, many=True).data)
 
     @extend_schema(operation_id="webhooks_endpoints_retrieve", responses={200: EndpointOutput})
@@ -161,20 +181,27 @@ class WebhookEndpointViewSet(RecordedCalls, viewsets.ViewSet):
         _record_read(request, "webhook_endpoint.retrieve", endpoint_id=endpoint.endpoint_id)
         return Response(EndpointOutput(endpoint).data)
 
-    @extend_schema(operation_id="webhooks_endpoints_partial_update", request=EndpointChanges,
-                   responses={200: EndpointOutput},
-                   description="Change the URL, the event filter, the description, or `enabled`. While disabled, "
-                   "new events are not queued for it, and what waited fails (recover it later).")
+    @extend_schema(
+        operation_id="webhooks_endpoints_partial_update",
+        request=EndpointChanges,
+        responses={200: EndpointOutput},
+        description="Change the URL, the event filter, the description, or `enabled`. While disabled, "
+        "new events are not queued for it, and what waited fails (recover it later).",
+    )
     def partial_update(self, request, endpoint_id: str):
         data = EndpointChanges(data=request.data)
         data.is_valid(raise_exception=True)
-        endpoint = endpoints.update_endpoint(actor=actor_of(request), endpoint=_endpoint(request, endpoint_id),
-                                             **data.validated_data)
+        endpoint = endpoints.update_endpoint(
+            actor=actor_of(request), endpoint=_endpoint(request, endpoint_id), **data.validated_data
+        )
         return Response(EndpointOutput(endpoint).data)
 
-    @extend_schema(operation_id="webhooks_endpoints_destroy", responses={204: None},
-                   description="No new deliveries; pending ones fail with `endpoint deleted`. The endpoint "
-                   "answers 404 afterwards (its delivery history stays for support staff).")
+    @extend_schema(
+        operation_id="webhooks_endpoints_destroy",
+        responses={204: None},
+        description="No new deliveries; pending ones fail with `endpoint deleted`. The endpoint "
+        "answers 404 afterwards (its delivery history stays for support staff).",
+    )
     def destroy(self, request, endpoint_id: str):
         endpoints.delete_endpoint(actor=actor_of(request), endpoint=_endpoint(request, endpoint_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -185,23 +212,29 @@ class WebhookEndpointViewSet(RecordedCalls, viewsets.ViewSet):
         secret = endpoints.rotate_secret(actor=actor_of(request), endpoint=_endpoint(request, endpoint_id))
         return Response(SecretOutput({"secret": secret}).data)
 
-    @extend_schema(operation_id="webhooks_endpoints_recover", request=RecoverInput, responses={202: QueuedOutput},
-                   description="Queue again every failed delivery of the endpoint created at or after `since`, "
-                   "in their original order, after whatever of their rooms is pending now. 409 "
-                   "`endpoint_disabled` when the endpoint is disabled.")
+    @extend_schema(
+        operation_id="webhooks_endpoints_recover",
+        request=RecoverInput,
+        responses={202: QueuedOutput},
+        description="Queue again every failed delivery of the endpoint created at or after `since`, "
+        "in their original order, after whatever of their rooms is pending now. 409 "
+        "`endpoint_disabled` when the endpoint is disabled.",
+    )
     @action(detail=True, methods=["post"])
     def recover(self, request, endpoint_id: str):
         endpoint = _endpoint(request, endpoint_id)
         data = RecoverInput(data=request.data)
         data.is_valid(raise_exception=True)
-        queued = endpoints.redeliver_failed(actor=actor_of(request), endpoint=endpoint,
-                                            since=data.validated_data["since"])
+        queued = endpoints.redeliver_failed(
+            actor=actor_of(request), endpoint=endpoint, since=data.validated_data["since"]
+        )
         return Response(QueuedOutput({"queued": queued}).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _deliveries(request) -> QuerySet[Delivery]:
-    return (Delivery.objects.filter(endpoint__app=request.user, endpoint__deleted_at__isnull=True)
-            .select_related("endpoint", "event__room"))
+    return Delivery.objects.filter(endpoint__app=request.user, endpoint__deleted_at__isnull=True).select_related(
+        "endpoint", "event__room"
+    )
 
 
 class DeliveryViewSet(RecordedCalls, viewsets.ViewSet):
@@ -223,8 +256,12 @@ class DeliveryViewSet(RecordedCalls, viewsets.ViewSet):
         filters = DeliveryFilters(data=request.query_params.dict())  # a blank value is refused, not dropped
         filters.is_valid(raise_exception=True)
         deliveries = _deliveries(request)
-        for name, lookup in (("endpoint_id", "endpoint__endpoint_id"), ("status", "status"),
-                             ("event", "event__event_type"), ("room_id", "event__room__room_id")):
+        for name, lookup in (
+            ("endpoint_id", "endpoint__endpoint_id"),
+            ("status", "status"),
+            ("event", "event__event_type"),
+            ("room_id", "event__room__room_id"),
+        ):
             if name in filters.validated_data:
                 deliveries = deliveries.filter(**{lookup: filters.validated_data[name]})
         _record_read(request, "webhook_delivery.list", filters=filters.validated_data)
@@ -232,17 +269,22 @@ class DeliveryViewSet(RecordedCalls, viewsets.ViewSet):
         page = paginator.paginate_queryset(deliveries, request, view=self)
         return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
 
-    @extend_schema(operation_id="webhooks_deliveries_retrieve", parameters=[DELIVERY_ID],
-                   responses={200: DeliveryDetailOutput})
+    @extend_schema(
+        operation_id="webhooks_deliveries_retrieve", parameters=[DELIVERY_ID], responses={200: DeliveryDetailOutput}
+    )
     def retrieve(self, request, delivery_id: str):
         delivery = self._delivery(request, delivery_id, related=("attempt_log",))
         _record_read(request, "webhook_delivery.retrieve", delivery_id=delivery.pk)
         return Response(DeliveryDetailOutput(delivery).data)
 
-    @extend_schema(operation_id="webhooks_deliveries_redeliver", request=None, responses={202: None},
-                   parameters=[DELIVERY_ID],
-                   description="Send it again under the same `webhook-id`, after the room's pending deliveries. "
-                   "409 `delivery_pending` when it is pending, `endpoint_disabled` when its endpoint is.")
+    @extend_schema(
+        operation_id="webhooks_deliveries_redeliver",
+        request=None,
+        responses={202: None},
+        parameters=[DELIVERY_ID],
+        description="Send it again under the same `webhook-id`, after the room's pending deliveries. "
+        "409 `delivery_pending` when it is pending, `endpoint_disabled` when its endpoint is.",
+    )
     @action(detail=True, methods=["post"])
     def redeliver(self, request, delivery_id: str):
         endpoints.redeliver(actor=actor_of(request), delivery=self._delivery(request, delivery_id))

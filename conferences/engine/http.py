@@ -110,8 +110,11 @@ def parse_live_state(body) -> EngineState:
     for entry in listed:
         if isinstance(entry, str):
             sessions[entry] = None
-        elif (isinstance(entry, dict) and isinstance(entry.get("session_uuid"), str)
-              and isinstance(entry.get("room_id"), (str, type(None)))):
+        elif (
+            isinstance(entry, dict)
+            and isinstance(entry.get("session_uuid"), str)
+            and isinstance(entry.get("room_id"), (str, type(None)))
+        ):
             sessions[entry["session_uuid"]] = entry["room_id"]
         else:
             raise ValueError("live_sessions: each session is a session_uuid or {session_uuid, room_id}")

@@ -46,8 +46,9 @@ def _report(report: dict) -> None:
 
 
 def _schedule(room_id, operation_id, urls, index, kind, countdown) -> bool:
-    return enqueue_rollback_unsafe("conferences.tasks.sim_playback_step", room_id, operation_id, urls, index, kind,
-                                   countdown=countdown)
+    return enqueue_rollback_unsafe(
+        "conferences.tasks.sim_playback_step", room_id, operation_id, urls, index, kind, countdown=countdown
+    )
 
 
 def _start_file(room_id, operation_id, urls, index) -> None:
@@ -72,8 +73,15 @@ def playback_step(*, room_id: str, operation_id: str, urls: list[str], index: in
     if kind == "progress":
         _report({"type": "playback.progress", "room_id": room_id, "operation_id": operation_id})
     elif file_behaviour(url)[1] == "error":
-        _report({"type": "playback.error", "room_id": room_id, "operation_id": operation_id, "url": url,
-                 "message": "simulated play-file failure"})
+        _report(
+            {
+                "type": "playback.error",
+                "room_id": room_id,
+                "operation_id": operation_id,
+                "url": url,
+                "message": "simulated play-file failure",
+            }
+        )
     elif index + 1 < len(urls):
         _report({"type": "playback.progress", "room_id": room_id, "operation_id": operation_id})
         _start_file(room_id, operation_id, urls, index + 1)
@@ -84,8 +92,9 @@ def playback_step(*, room_id: str, operation_id: str, urls: list[str], index: in
 class SimEngine(Engine):
     def join(self, *, session_uuid, room_id, muted, operation_id):
         report = {"type": "member.joined", "session_uuid": session_uuid, "room_id": room_id}
-        if not enqueue_rollback_unsafe("conferences.tasks.sim_report", report,
-                                       countdown=settings.SIM_JOIN_DELAY_MS / 1000):
+        if not enqueue_rollback_unsafe(
+            "conferences.tasks.sim_report", report, countdown=settings.SIM_JOIN_DELAY_MS / 1000
+        ):
             raise EngineUnavailable("the simulator cannot schedule the join (broker unavailable)")
 
     def play(self, *, room_id, operation_id, urls, volume):
@@ -94,8 +103,11 @@ class SimEngine(Engine):
     def live_state(self) -> EngineState:
         node = settings.NODE_HASH
         sessions = dict.fromkeys(
-            CallSession.objects.filter(node=node, state="active").values_list("session_uuid", flat=True))
+            CallSession.objects.filter(node=node, state="active").values_list("session_uuid", flat=True)
+        )
         sessions.update(
-            Member.objects.filter(session__node=node, session__state="active", state__in=ACTIVE_MEMBER_STATES)
-            .values_list("session__session_uuid", "room__room_id"))
+            Member.objects.filter(
+                session__node=node, session__state="active", state__in=ACTIVE_MEMBER_STATES
+            ).values_list("session__session_uuid", "room__room_id")
+        )
         return EngineState(node=node, sessions=sessions)

@@ -9,6 +9,18 @@ from .tenants import ApiKey, App
 from .webhooks import Delivery, DeliveryAttempt, WebhookEndpoint
 
 __all__ = [
-    "ApiKey", "App", "AuditEntry", "CallSession", "CommandRecord", "Delivery", "DeliveryAttempt", "EngineCommand", "Event",
-    "Member", "OutboxWake", "PlaybackOperation", "Room", "WebhookEndpoint",
+    "ApiKey",
+    "App",
+    "AuditEntry",
+    "CallSession",
+    "CommandRecord",
+    "Delivery",
+    "DeliveryAttempt",
+    "EngineCommand",
+    "Event",
+    "Member",
+    "OutboxWake",
+    "PlaybackOperation",
+    "Room",
+    "WebhookEndpoint",
 ]

@@ -35,9 +35,7 @@ class AuditEntry(models.Model):
             # Per-room timeline.
             models.Index(fields=["room_id", "id"], condition=~Q(room_id=""), name="audit_by_room"),
             # Per-session timeline.
-            models.Index(
-                fields=["session_uuid", "id"], condition=~Q(session_uuid=""), name="audit_by_session"
-            ),
+            models.Index(fields=["session_uuid", "id"], condition=~Q(session_uuid=""), name="audit_by_session"),
             # Per-app timeline.
             models.Index(fields=["app_id", "id"], name="audit_by_app"),
             # Retention pruning.

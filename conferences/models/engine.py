@@ -50,7 +50,9 @@ class EngineCommand(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=EngineCommandStatus.values), name="engine_command_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=EngineCommandStatus.values), name="engine_command_status_valid"
+            ),
             models.CheckConstraint(condition=Q(command__in=EngineCommandName.values), name="engine_command_name_valid"),
             models.CheckConstraint(
                 condition=Q(status=EngineCommandStatus.PENDING, completed_at__isnull=True)
@@ -64,8 +66,9 @@ class EngineCommand(models.Model):
             # The claim and the re-drive: what is due, oldest first.
             models.Index(fields=["next_attempt_at", "id"], condition=Q(status="pending"), name="engine_command_due"),
             # A join waits for its session's earlier commands.
-            models.Index(KT("arguments__session_uuid"), F("id"), condition=Q(status="pending"),
-                         name="engine_command_by_session"),
+            models.Index(
+                KT("arguments__session_uuid"), F("id"), condition=Q(status="pending"), name="engine_command_by_session"
+            ),
             # Retention pruning.
             models.Index(fields=["created_at"], name="engine_command_created_at"),
         ]

@@ -35,8 +35,12 @@ class Event(models.Model):
             # A session's command.result events (the only events without a room): its timeline.
             models.Index(fields=["ordering_key", "id"], condition=models.Q(room__isnull=True), name="event_by_session"),
             # A session's member events (they name it in the body): its timeline.
-            models.Index(KeyTextTransform("session_uuid", "payload"), F("id"),
-                         condition=models.Q(event_type__startswith=MEMBER_EVENT_PREFIX), name="event_member_by_session"),
+            models.Index(
+                KeyTextTransform("session_uuid", "payload"),
+                F("id"),
+                condition=models.Q(event_type__startswith=MEMBER_EVENT_PREFIX),
+                name="event_member_by_session",
+            ),
         ]
 
     def __str__(self) -> str:

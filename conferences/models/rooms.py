@@ -23,9 +23,7 @@ class Room(models.Model):
     app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="rooms")
     name = models.CharField(max_length=64)
     node = models.CharField(max_length=5)
-    playback_status = models.CharField(
-        max_length=8, choices=PlaybackStatus.choices, default=PlaybackStatus.STOPPED
-    )
+    playback_status = models.CharField(max_length=8, choices=PlaybackStatus.choices, default=PlaybackStatus.STOPPED)
     playback_operation_id = models.UUIDField(null=True, blank=True)
     playback_urls = models.JSONField(default=list, blank=True)
     volume = models.SmallIntegerField(default=0)
@@ -59,9 +57,7 @@ class Room(models.Model):
         ]
         indexes = [
             # GET /conferences: an app's live rooms, newest first, by cursor on id.
-            models.Index(
-                fields=["app", "-id"], condition=Q(destroyed_at__isnull=True), name="room_live_by_app"
-            ),
+            models.Index(fields=["app", "-id"], condition=Q(destroyed_at__isnull=True), name="room_live_by_app"),
             # Admin filter by node.
             models.Index(fields=["node"], name="room_node"),
         ]

@@ -29,9 +29,7 @@ class CallSession(models.Model):
         permissions = [("hang_up_session", "Can hang up a session")]
         indexes = [
             # Orphan sweep: active sessions not seen for a while.
-            models.Index(
-                fields=["last_seen_at"], condition=Q(state="active"), name="session_active_last_seen"
-            ),
+            models.Index(fields=["last_seen_at"], condition=Q(state="active"), name="session_active_last_seen"),
             # The active-sessions quota: an app's active sessions.
             models.Index(fields=["app"], condition=Q(state="active"), name="session_active_by_app"),
         ]
@@ -83,9 +81,7 @@ class Member(models.Model):
                 name="member_active_by_room",
             ),
             # Join-timeout sweep: pending joins by deadline.
-            models.Index(
-                fields=["join_deadline_at"], condition=Q(state="joining"), name="member_joining_deadline"
-            ),
+            models.Index(fields=["join_deadline_at"], condition=Q(state="joining"), name="member_joining_deadline"),
         ]
 
     def __str__(self) -> str:

@@ -13,9 +13,7 @@ class App(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(app_id__regex=r"^[a-z0-9][a-z0-9_-]{0,63}$"), name="app_id_format"
-            ),
+            models.CheckConstraint(condition=Q(app_id__regex=r"^[a-z0-9][a-z0-9_-]{0,63}$"), name="app_id_format"),
         ]
 
     def __str__(self) -> str:

@@ -49,12 +49,15 @@ class WebhookEndpoint(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(deleted_at__isnull=True) | models.Q(enabled=False), name="endpoint_deleted_is_disabled"
+                condition=models.Q(deleted_at__isnull=True) | models.Q(enabled=False),
+                name="endpoint_deleted_is_disabled",
             ),
         ]
         indexes = [
             # An app's endpoints, newest first (the API's list and its 10-endpoint limit).
-            models.Index(fields=["app", "-id"], condition=models.Q(deleted_at__isnull=True), name="endpoint_current_by_app"),
+            models.Index(
+                fields=["app", "-id"], condition=models.Q(deleted_at__isnull=True), name="endpoint_current_by_app"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -94,9 +97,7 @@ class Delivery(models.Model):
 
     # Both foreign keys are covered by composite indexes below; no separate index for them.
     event = models.ForeignKey("conferences.Event", on_delete=models.CASCADE, related_name="deliveries", db_index=False)
-    endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
-    )
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     ordering_key = models.CharField(max_length=80)
     queue_position = models.BigIntegerField(db_default=NextQueuePosition())
     status = models.CharField(max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)

@@ -10,8 +10,7 @@ def redact(request: Any) -> Any:
     """The request as recorded in history: values of secret-looking keys are replaced."""
     if isinstance(request, dict):
         return {
-            key: "[redacted]" if str(key).lower() in SECRET_KEYS else redact(value)
-            for key, value in request.items()
+            key: "[redacted]" if str(key).lower() in SECRET_KEYS else redact(value) for key, value in request.items()
         }
     if isinstance(request, list):
         return [redact(item) for item in request]

@@ -2,8 +2,8 @@
 accepted response and runs nothing."""
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +17,13 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 def run_command(
-    *, actor: Actor, app, session_uuid: str, command: str, command_uid: str | None, request: dict,
+    *,
+    actor: Actor,
+    app,
+    session_uuid: str,
+    command: str,
+    command_uid: str | None,
+    request: dict,
     perform: Callable[[str], dict],
 ) -> dict:
     """Run `perform(command_uid)` in one transaction and return its 202 body.
@@ -37,14 +43,29 @@ def run_command(
                     return stored
             response = perform(command_uid)
             if given_uid:
-                CommandRecord.objects.filter(session_uuid=session_uuid, command_uid=command_uid).update(response=response)
-            audit.record(actor=actor, action=command, app_id=app.app_id, session_uuid=session_uuid,
-                         operation_id=response["operation_id"], request=request)
+                CommandRecord.objects.filter(session_uuid=session_uuid, command_uid=command_uid).update(
+                    response=response
+                )
+            audit.record(
+                actor=actor,
+                action=command,
+                app_id=app.app_id,
+                session_uuid=session_uuid,
+                operation_id=response["operation_id"],
+                request=request,
+            )
             return response
     except ServiceError as exc:
         if exc.status == 409:
-            audit.record(actor=actor, action=command, outcome=exc.code, app_id=app.app_id,
-                         session_uuid=session_uuid, request=request, detail=exc.detail)
+            audit.record(
+                actor=actor,
+                action=command,
+                outcome=exc.code,
+                app_id=app.app_id,
+                session_uuid=session_uuid,
+                request=request,
+                detail=exc.detail,
+            )
         raise
 
 
@@ -53,7 +74,8 @@ def _claim_uid(*, app, session_uuid: str, command_uid: str, command: str) -> dic
     cutoff = timezone.now() - IDEMPOTENCY_WINDOW
     CommandRecord.objects.filter(session_uuid=session_uuid, command_uid=command_uid, created_at__lt=cutoff).delete()
     record, created = CommandRecord.objects.get_or_create(
-        session_uuid=session_uuid, command_uid=command_uid,
+        session_uuid=session_uuid,
+        command_uid=command_uid,
         defaults={"app": app, "command": command, "response": {}},
     )
     if created:
@@ -62,7 +84,8 @@ def _claim_uid(*, app, session_uuid: str, command_uid: str, command: str) -> dic
         raise NotFound("Session not found")  # another app's session looks missing
     if record.command != command:
         raise Conflict(
-            f"command_uid was already used for {record.command}", code="command_uid_reused",
+            f"command_uid was already used for {record.command}",
+            code="command_uid_reused",
             detail={"command": record.command},
         )
     return record.response

@@ -57,13 +57,15 @@ _PENDING = PENDING  # the one literal fan-out uses too (prepared statements' gen
 
 # The endpoints with pending deliveries (a skip scan): the claim and the re-drive cost what is
 # due on them, not the number of endpoints or the backlog's depth.
-_PENDING_ENDPOINTS = outbox.pending_keys(name="pending_endpoint", table=_DELIVERY, column="endpoint_id",
-                                         pending=_PENDING)
+_PENDING_ENDPOINTS = outbox.pending_keys(
+    name="pending_endpoint", table=_DELIVERY, column="endpoint_id", pending=_PENDING
+)
 
 
 def _claimable(ended: str = "") -> str:
-    return outbox.head_claimable(table=_DELIVERY, queue=("endpoint_id", "ordering_key"), pending=_PENDING,
-                                 ended=ended, position="queue_position")
+    return outbox.head_claimable(
+        table=_DELIVERY, queue=("endpoint_id", "ordering_key"), pending=_PENDING, ended=ended, position="queue_position"
+    )
 
 
 # Up to its free slots from each enabled endpoint, oldest due first; then the attempt rows.
@@ -144,9 +146,12 @@ FINISH_SQL = "WITH " + _FINISH_CTES + " SELECT id FROM finished"
 # claim reads the statement's snapshot, where the deliveries being finished are still pending
 # and leased: it never takes them, and takes the next of a queue whose head this statement ends.
 FINISH_AND_CLAIM_SQL = (
-    "WITH RECURSIVE " + _FINISH_CTES + ", "
-    + _CLAIM_CTES.format(claimable=_claimable(
-        ended=f"AND head.id NOT IN (SELECT id FROM finished WHERE status <> {_PENDING})"))
+    "WITH RECURSIVE "
+    + _FINISH_CTES
+    + ", "
+    + _CLAIM_CTES.format(
+        claimable=_claimable(ended=f"AND head.id NOT IN (SELECT id FROM finished WHERE status <> {_PENDING})")
+    )
     + _CLAIMED
 )
 
@@ -187,16 +192,27 @@ def _cap(endpoint_id: int) -> int:
 def _claim_parameters(limit: int, in_flight: Counter | None) -> dict:
     in_flight = in_flight or Counter()
     busy = {endpoint: _cap(endpoint) - in_flight[endpoint] for endpoint in {*in_flight, *unresponsive}}
-    return {"busy": list(busy), "room": list(busy.values()), "cap": settings.WEBHOOK_ENDPOINT_CONCURRENCY,
-            "limit": limit, "lease": lease_seconds()}
+    return {
+        "busy": list(busy),
+        "room": list(busy.values()),
+        "cap": settings.WEBHOOK_ENDPOINT_CONCURRENCY,
+        "limit": limit,
+        "lease": lease_seconds(),
+    }
 
 
 def _claims(rows) -> list[Claim]:
     return [
         Claim(
-            delivery_id=delivery_id, attempt_id=attempt_id, attempt_number=attempts, number=number,
-            msg_id=f"msg_{event_uuid.hex}", payload=payload if isinstance(payload, dict) else json.loads(payload),
-            endpoint_id=endpoint_id, url=url, secrets=[secret] + ([previous] if previous else []),
+            delivery_id=delivery_id,
+            attempt_id=attempt_id,
+            attempt_number=attempts,
+            number=number,
+            msg_id=f"msg_{event_uuid.hex}",
+            payload=payload if isinstance(payload, dict) else json.loads(payload),
+            endpoint_id=endpoint_id,
+            url=url,
+            secrets=[secret] + ([previous] if previous else []),
         )
         for delivery_id, attempt_id, attempts, number, event_uuid, payload, endpoint_id, url, secret, previous in rows
     ]
@@ -285,10 +301,12 @@ def _after_finish(results: list[tuple[Claim, SendResult]], outcomes: list[Outcom
     gone = _gone(results)
     if gone:
         for endpoint in WebhookEndpoint.objects.filter(pk__in=gone, enabled=True).select_related("app"):
-            disable_endpoint(actor=Actor.system("webhook-delivery"), endpoint=endpoint,
-                             reason="The receiver answered 410 Gone")
-    outbox.wake_later(KIND, [outcome.retry_in for outcome in outcomes if outcome.retry_in is not None],
-                      limit=PRECISE_WAKE_LIMIT)
+            disable_endpoint(
+                actor=Actor.system("webhook-delivery"), endpoint=endpoint, reason="The receiver answered 410 Gone"
+            )
+    outbox.wake_later(
+        KIND, [outcome.retry_in for outcome in outcomes if outcome.retry_in is not None], limit=PRECISE_WAKE_LIMIT
+    )
 
 
 def _request(claim: Claim) -> Request | SendResult:
@@ -380,7 +398,7 @@ def _send(claims: list[Claim], in_flight: dict) -> None:
     requests = [(c, _request(c)) for c in claims]
     to_send = [(c, r) for c, r in requests if isinstance(r, Request)]
     futures = sender().send_many([r for _, r in to_send]) if to_send else []
-    in_flight.update(zip(futures, (c for c, _ in to_send)))
+    in_flight.update(zip(futures, (c for c, _ in to_send), strict=True))
     in_flight.update({_settled(r): c for c, r in requests if isinstance(r, SendResult)})
 
 

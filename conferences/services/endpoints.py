@@ -47,8 +47,9 @@ def validate_endpoint(*, url: str | None = None, event_types: list[str] | None =
         raise ServiceError(f"Invalid webhook endpoint: {next(iter(problems.values()))[0]}", detail=problems)
 
 
-def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] | None = None,
-                    description: str = "") -> WebhookEndpoint:
+def create_endpoint(
+    *, actor: Actor, app: App, url: str, event_types: list[str] | None = None, description: str = ""
+) -> WebhookEndpoint:
     """A new endpoint with a new secret; at most MAX_ENDPOINTS per app (409 endpoint_limit)."""
     event_types = event_types or []
     validate_endpoint(url=url, event_types=event_types)
@@ -69,17 +70,25 @@ def create_endpoint(*, actor: Actor, app: App, url: str, event_types: list[str] 
     return endpoint
 
 
-def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None = None,
-                    event_types: list[str] | None = None, description: str | None = None,
-                    enabled: bool | None = None) -> WebhookEndpoint:
+def update_endpoint(
+    *,
+    actor: Actor,
+    endpoint: WebhookEndpoint,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> WebhookEndpoint:
     """Change what is given. Disabling stops new events from being queued for it and holds what
     waits; enabling clears the disabled reason and resumes its queues."""
     validate_endpoint(url=url, event_types=event_types)
     with transaction.atomic():
         endpoint = lock_current(endpoint)
-        changes = {name: value for name, value in
-                   (("url", url), ("event_types", event_types), ("description", description))
-                   if value is not None}
+        changes = {
+            name: value
+            for name, value in (("url", url), ("event_types", event_types), ("description", description))
+            if value is not None
+        }
         for name, value in changes.items():
             setattr(endpoint, name, value)
         if changes:
@@ -91,9 +100,14 @@ def update_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, url: str | None 
             endpoint.enabled, endpoint.disabled_reason = False, "disabled by the app"
             endpoint.save(update_fields=["enabled", "disabled_reason"])
         audit.record(
-            actor=actor, action="webhook_endpoint.update", app_id=endpoint.app.app_id,
-            request={**changes, **({"url": url_without_query(url)} if url else {}),
-                     **({} if enabled is None else {"enabled": enabled})},
+            actor=actor,
+            action="webhook_endpoint.update",
+            app_id=endpoint.app.app_id,
+            request={
+                **changes,
+                **({"url": url_without_query(url)} if url else {}),
+                **({} if enabled is None else {"enabled": enabled}),
+            },
             detail={"endpoint_id": endpoint.endpoint_id},
         )
     return endpoint
@@ -107,14 +121,23 @@ def delete_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
         endpoint.enabled, endpoint.disabled_reason, endpoint.deleted_at = False, "deleted", timezone.now()
         endpoint.save(update_fields=["enabled", "disabled_reason", "deleted_at"])
         failed = _fail_waiting(endpoint, "endpoint deleted")
-        audit.record(actor=actor, action="webhook_endpoint.delete", app_id=endpoint.app.app_id,
-                     detail={"endpoint_id": endpoint.endpoint_id, "deliveries_failed": failed})
+        audit.record(
+            actor=actor,
+            action="webhook_endpoint.delete",
+            app_id=endpoint.app.app_id,
+            detail={"endpoint_id": endpoint.endpoint_id, "deliveries_failed": failed},
+        )
 
 
 def lock_current(endpoint: WebhookEndpoint) -> WebhookEndpoint:
     """The endpoint under its row lock, unless it was deleted meanwhile (NotFound)."""
-    locked = (WebhookEndpoint.objects.current().select_for_update(of=("self",)).select_related("app")
-              .filter(pk=endpoint.pk).first())
+    locked = (
+        WebhookEndpoint.objects.current()
+        .select_for_update(of=("self",))
+        .select_related("app")
+        .filter(pk=endpoint.pk)
+        .first()
+    )
     if locked is None:
         raise NotFound("Webhook endpoint not found")
     return locked
@@ -138,8 +161,10 @@ def rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint, grace: timedelta =
             actor=actor,
             action="webhook_endpoint.rotate_secret",
             app_id=endpoint.app.app_id,
-            detail={"endpoint_id": endpoint.endpoint_id,
-                    "previous_valid_until": endpoint.previous_secret_expires_at.isoformat()},
+            detail={
+                "endpoint_id": endpoint.endpoint_id,
+                "previous_valid_until": endpoint.previous_secret_expires_at.isoformat(),
+            },
         )
     return endpoint.secret
 
@@ -149,8 +174,10 @@ def disable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint, reason: str) ->
     Returns False when it was deleted or already disabled for the same reason."""
     with transaction.atomic():
         changed = (
-            WebhookEndpoint.objects.current().filter(pk=endpoint.pk)
-            .exclude(enabled=False, disabled_reason=reason).update(enabled=False, disabled_reason=reason)
+            WebhookEndpoint.objects.current()
+            .filter(pk=endpoint.pk)
+            .exclude(enabled=False, disabled_reason=reason)
+            .update(enabled=False, disabled_reason=reason)
         )
         if not changed:
             return False  # deleted (off already, its reason kept) or disabled already
@@ -175,7 +202,9 @@ def enable_endpoint(*, actor: Actor, endpoint: WebhookEndpoint) -> bool:
             return False
         outbox.wake_on_commit("webhooks")  # what waited for it goes now
         audit.record(
-            actor=actor, action="webhook_endpoint.enable", app_id=endpoint.app.app_id,
+            actor=actor,
+            action="webhook_endpoint.enable",
+            app_id=endpoint.app.app_id,
             detail={"endpoint_id": endpoint.endpoint_id},
         )
     endpoint.enabled, endpoint.disabled_reason = True, ""
@@ -228,7 +257,11 @@ def redeliver(*, actor: Actor, delivery: Delivery) -> None:
             action="webhook_delivery.redeliver",
             app_id=delivery.endpoint.app.app_id,
             # On its room's (or, for command.result, its session's) timeline.
-            **({"room_id": delivery.ordering_key} if delivery.event.room_id else {"session_uuid": delivery.ordering_key}),
+            **(
+                {"room_id": delivery.ordering_key}
+                if delivery.event.room_id
+                else {"session_uuid": delivery.ordering_key}
+            ),
             detail={"delivery_id": delivery.pk, "endpoint_id": delivery.endpoint.endpoint_id},
         )
 
@@ -238,8 +271,10 @@ def redeliver_failed(*, actor: Actor, endpoint: WebhookEndpoint, since: datetime
     order, after whatever of their queues is pending now."""
     now = timezone.now()
     if since > now or since < now - timedelta(days=settings.WEBHOOK_ATTEMPT_RETENTION_DAYS):
-        raise ServiceError("`since` must be in the past, within the retention period", detail={"since": [
-            f"Must be in the past and within {settings.WEBHOOK_ATTEMPT_RETENTION_DAYS:g} days."]})
+        raise ServiceError(
+            "`since` must be in the past, within the retention period",
+            detail={"since": [f"Must be in the past and within {settings.WEBHOOK_ATTEMPT_RETENTION_DAYS:g} days."]},
+        )
     with transaction.atomic():
         _lock_enabled(endpoint)
         count = _reopen(Delivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED, created_at__gte=since))

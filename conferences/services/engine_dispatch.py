@@ -41,11 +41,14 @@ PRECISE_WAKE_LIMIT = 60  # retries due sooner get a timed wake-up; later ones th
 _TABLE = EngineCommand._meta.db_table
 _PENDING = f"'{EngineCommandStatus.PENDING.value}'"
 _FAILED = f"'{EngineCommandStatus.FAILED.value}'"
-_CLAIMABLE = outbox.head_claimable(table=_TABLE, queue=("room_id",), pending=_PENDING) + f"""
+_CLAIMABLE = (
+    outbox.head_claimable(table=_TABLE, queue=("room_id",), pending=_PENDING)
+    + f"""
 AND NOT (d.command = 'join' AND EXISTS (
     SELECT 1 FROM {_TABLE} AS earlier
     WHERE earlier.arguments ->> 'session_uuid' = d.arguments ->> 'session_uuid'
       AND earlier.status = {_PENDING} AND earlier.id < d.id))"""
+)
 # Each room with pending commands (a skip scan), its head, then the claim rule on the heads.
 _HEADS = f"""
 {outbox.pending_keys(name="pending_room", table=_TABLE, column="room_id", pending=_PENDING)},
@@ -97,7 +100,10 @@ WHERE d.id = o.id AND d.status = {_PENDING} AND d.attempts = o.attempts
 RETURNING d.id, d.status
 """
 
-DUE_SQL = f"WITH RECURSIVE {_HEADS} SELECT EXISTS (SELECT 1 FROM head JOIN {_TABLE} AS d ON d.id = head.id WHERE {_CLAIMABLE})"
+DUE_SQL = (
+    f"WITH RECURSIVE {_HEADS} "
+    f"SELECT EXISTS (SELECT 1 FROM head JOIN {_TABLE} AS d ON d.id = head.id WHERE {_CLAIMABLE})"
+)
 
 
 @dataclass(frozen=True)
@@ -124,9 +130,16 @@ def lease_seconds() -> float:
 def claim(*, limit: int) -> list[Claim]:
     rows = execute_prepared(CLAIM_SQL, {"limit": limit, "lease": lease_seconds()})
     return sorted(
-        (Claim(command_id, command, arguments if isinstance(arguments, dict) else json.loads(arguments), attempts,
-               bool(overdue))
-         for command_id, command, arguments, attempts, overdue in rows),
+        (
+            Claim(
+                command_id,
+                command,
+                arguments if isinstance(arguments, dict) else json.loads(arguments),
+                attempts,
+                bool(overdue),
+            )
+            for command_id, command, arguments, attempts, overdue in rows
+        ),
         key=lambda c: c.command_id,
     )
 
@@ -157,46 +170,60 @@ def execute(claim: Claim) -> Result:
 def finish(results: list[tuple[Claim, Result]]) -> int:
     """Record outcomes; the commands that finally fail take their failure path in the same
     transaction. Returns how many finally failed."""
-    retry_in = [None if result.error is None or result.final else retry_delay(claim.attempts)
-                for claim, result in results]
+    retry_in = [
+        None if result.error is None or result.final else retry_delay(claim.attempts) for claim, result in results
+    ]
     statuses = [
-        EngineCommandStatus.SENT if result.error is None
-        else EngineCommandStatus.PENDING if delay is not None else EngineCommandStatus.FAILED
-        for (_, result), delay in zip(results, retry_in)
+        EngineCommandStatus.SENT
+        if result.error is None
+        else EngineCommandStatus.PENDING
+        if delay is not None
+        else EngineCommandStatus.FAILED
+        for (_, result), delay in zip(results, retry_in, strict=True)
     ]
     # The common case (all taken) is one statement; failures share a transaction with their paths.
     failing = any(result.error is not None for _, result in results)
     with transaction.atomic() if failing else contextlib.nullcontext():
-        rows = execute_prepared(FINISH_SQL, {
-            "id": [claim.command_id for claim, _ in results],
-            "attempts": [claim.attempts for claim, _ in results],
-            "status": [str(status) for status in statuses],
-            "retry_in": retry_in,
-            "error": [result.error or "" for _, result in results],
-            "margin": GIVE_UP_MARGIN,
-        })
+        rows = execute_prepared(
+            FINISH_SQL,
+            {
+                "id": [claim.command_id for claim, _ in results],
+                "attempts": [claim.attempts for claim, _ in results],
+                "status": [str(status) for status in statuses],
+                "retry_in": retry_in,
+                "error": [result.error or "" for _, result in results],
+                "margin": GIVE_UP_MARGIN,
+            },
+        )
         failed = {command_id for command_id, status in rows if status == EngineCommandStatus.FAILED}
         for claim, result in results:
             if claim.command_id in failed:
                 _fail(claim, result)
-    outbox.wake_later(KIND, [d for d, s in zip(retry_in, statuses) if s == EngineCommandStatus.PENDING],
-                      limit=PRECISE_WAKE_LIMIT)
+    outbox.wake_later(
+        KIND,
+        [d for d, s in zip(retry_in, statuses, strict=True) if s == EngineCommandStatus.PENDING],
+        limit=PRECISE_WAKE_LIMIT,
+    )
     return len(failed)
 
 
 def _fail(claim: Claim, result: Result) -> None:
     arguments = claim.arguments
     audit.record(
-        actor=ENGINE_ACTOR, action=f"engine.{claim.command}", outcome="engine_unavailable",
-        room_id=arguments.get("room_id", ""), session_uuid=arguments.get("session_uuid", ""),
+        actor=ENGINE_ACTOR,
+        action=f"engine.{claim.command}",
+        outcome="engine_unavailable",
+        room_id=arguments.get("room_id", ""),
+        session_uuid=arguments.get("session_uuid", ""),
         operation_id=arguments.get("operation_id", ""),
         detail={"error": result.error, "attempts": claim.attempts, "command_id": claim.command_id},
     )
     # Refused or never sent: the engine did nothing to undo. Otherwise it may have.
     undo = result.sent and not result.final
     if claim.command == "join":
-        members.fail_pending_join(operation_id=arguments["operation_id"], error="engine_unavailable",
-                                  actor=ENGINE_ACTOR, tell_engine=undo)
+        members.fail_pending_join(
+            operation_id=arguments["operation_id"], error="engine_unavailable", actor=ENGINE_ACTOR, tell_engine=undo
+        )
     elif claim.command == "play":
         playback.fail_dispatch(operation_id=arguments["operation_id"], actor=ENGINE_ACTOR, tell_engine=undo)
 

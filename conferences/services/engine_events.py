@@ -93,8 +93,9 @@ def handle(report: dict, *, actor: Actor) -> tuple[int, dict]:
         )
         return 201, {"session_uuid": session.session_uuid}
     if kind == "session.ended":
-        changed = members.end_session(actor=actor, session_uuid=data["session_uuid"], reason="hangup",
-                                      tell_engine=False)
+        changed = members.end_session(
+            actor=actor, session_uuid=data["session_uuid"], reason="hangup", tell_engine=False
+        )
     elif kind == "member.joined":
         changed = members.confirm_join(actor=actor, session_uuid=data["session_uuid"], room_id=data["room_id"])
     elif kind == "member.left":
@@ -105,9 +106,15 @@ def handle(report: dict, *, actor: Actor) -> tuple[int, dict]:
     else:
         changed = _playback_report(kind, data, actor=actor)
     if not changed:
-        audit.record(actor=actor, action=f"engine.{kind}", outcome="ignored",
-                     room_id=data.get("room_id", ""), session_uuid=data.get("session_uuid", ""),
-                     operation_id=data.get("operation_id", ""), request=_recorded(kind, data))
+        audit.record(
+            actor=actor,
+            action=f"engine.{kind}",
+            outcome="ignored",
+            room_id=data.get("room_id", ""),
+            session_uuid=data.get("session_uuid", ""),
+            operation_id=data.get("operation_id", ""),
+            request=_recorded(kind, data),
+        )
     return 200, {"status": "ok", "changed": changed}
 
 
@@ -124,7 +131,13 @@ def _playback_report(kind: str, data: dict, *, actor: Actor) -> bool:
     if kind == "playback.progress":
         return playback.engine_progress(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"])
     if kind == "playback.finished":
-        return playback.engine_finished(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"],
-                                        url=data["url"])
-    return playback.engine_error(actor=actor, room_id=data["room_id"], operation_id=data["operation_id"],
-                                 url=data["url"], message=data.get("message", ""))
+        return playback.engine_finished(
+            actor=actor, room_id=data["room_id"], operation_id=data["operation_id"], url=data["url"]
+        )
+    return playback.engine_error(
+        actor=actor,
+        room_id=data["room_id"],
+        operation_id=data["operation_id"],
+        url=data["url"],
+        message=data.get("message", ""),
+    )

@@ -49,11 +49,14 @@ RETURNING 1
 
 def fan_out(events: list[Event]) -> None:
     """The events' deliveries, and a wake-up for the dispatcher after commit."""
-    inserted = execute_prepared(INSERT_SQL, {
-        "events": [event.pk for event in events],
-        "apps": [event.app_id for event in events],
-        "types": [event.event_type for event in events],
-        "keys": [event.ordering_key for event in events],
-    })
+    inserted = execute_prepared(
+        INSERT_SQL,
+        {
+            "events": [event.pk for event in events],
+            "apps": [event.app_id for event in events],
+            "types": [event.event_type for event in events],
+            "keys": [event.ordering_key for event in events],
+        },
+    )
     if inserted:
         outbox.wake_on_commit("webhooks")

@@ -54,8 +54,9 @@ def _locked_membership(session: CallSession, *, states=ACTIVE_MEMBER_STATES) -> 
     return member
 
 
-def _record_command_result(*, member_or_session, app, operation_id: str, command_uid: str, command: str,
-                           error: str | None) -> None:
+def _record_command_result(
+    *, member_or_session, app, operation_id: str, command_uid: str, command: str, error: str | None
+) -> None:
     session = member_or_session.session if isinstance(member_or_session, Member) else member_or_session
     record_event(
         app=app,
@@ -79,13 +80,20 @@ def accepted(operation_id: str, timeout_ms: int) -> dict:
 
 def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, command_uid: str) -> dict:
     session = lock_active_session(app=app, session_uuid=session_uuid)
-    room = Room.objects.select_for_update(of=("self",)).select_related("app").live().filter(app=app, room_id=room_id).first()
+    room = (
+        Room.objects.select_for_update(of=("self",))
+        .select_related("app")
+        .live()
+        .filter(app=app, room_id=room_id)
+        .first()
+    )
     if room is None:
         raise NotFound("Conference not found")
     current = session.memberships.filter(state__in=ACTIVE_MEMBER_STATES).select_related("room").first()
     if current is not None:
         raise Conflict(
-            "Session is already in a conference", code="already_in_conference",
+            "Session is already in a conference",
+            code="already_in_conference",
             detail={"room_id": current.room.room_id},
         )
     operation_id = mint_operation_id()
@@ -98,8 +106,15 @@ def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, com
         join_command_uid=command_uid,
         join_deadline_at=timezone.now() + timedelta(seconds=timeout),
     )
-    engine_commands.enqueue("join", room=room, give_up_at=member.join_deadline_at,
-                            session_uuid=session_uuid, room_id=room_id, muted=muted, operation_id=operation_id)
+    engine_commands.enqueue(
+        "join",
+        room=room,
+        give_up_at=member.join_deadline_at,
+        session_uuid=session_uuid,
+        room_id=room_id,
+        muted=muted,
+        operation_id=operation_id,
+    )
     # A precise timer per join; the periodic sweep is the safety net when it is lost.
     enqueue_on_commit("conferences.tasks.expire_join", member.pk, countdown=timeout)
     return accepted(operation_id, int(timeout * 1000))
@@ -112,8 +127,9 @@ def leave(*, actor: Actor, app, session_uuid: str, command_uid: str) -> dict:
         raise Conflict("Session is not in a conference", code="not_in_conference")
     operation_id = mint_operation_id()
     _end_locked(member, reason="removed", actor=actor)
-    _record_command_result(member_or_session=member, app=app, operation_id=operation_id,
-                           command_uid=command_uid, command=LEAVE, error=None)
+    _record_command_result(
+        member_or_session=member, app=app, operation_id=operation_id, command_uid=command_uid, command=LEAVE, error=None
+    )
     return accepted(operation_id, COMMAND_TIMEOUT_MS)
 
 
@@ -128,10 +144,17 @@ def set_muted(*, actor: Actor, app, session_uuid: str, muted: bool, command_uid:
         member.save(update_fields=["muted"])
         builder = webhook_events.member_muted if muted else webhook_events.member_unmuted
         record_event(app=app, room=member.room, payload=builder(member.room, session.session_uuid, session.caller_id))
-        engine_commands.enqueue("mute" if muted else "unmute", room=member.room,
-                                session_uuid=session_uuid, room_id=member.room.room_id)
-    _record_command_result(member_or_session=member, app=app, operation_id=operation_id,
-                           command_uid=command_uid, command=MUTE if muted else UNMUTE, error=None)
+        engine_commands.enqueue(
+            "mute" if muted else "unmute", room=member.room, session_uuid=session_uuid, room_id=member.room.room_id
+        )
+    _record_command_result(
+        member_or_session=member,
+        app=app,
+        operation_id=operation_id,
+        command_uid=command_uid,
+        command=MUTE if muted else UNMUTE,
+        error=None,
+    )
     return accepted(operation_id, COMMAND_TIMEOUT_MS)
 
 
@@ -163,9 +186,14 @@ def end_membership_locked(*, member: Member, reason: str, actor: Actor, tell_eng
     """
     _end_locked(member, reason=reason, actor=actor, tell_engine=tell_engine)
     if member.state == MemberState.FAILED:
-        _record_command_result(member_or_session=member, app=member.room.app,
-                               operation_id=str(member.join_operation_id), command_uid=member.join_command_uid,
-                               command=JOIN, error="cancelled")
+        _record_command_result(
+            member_or_session=member,
+            app=member.room.app,
+            operation_id=str(member.join_operation_id),
+            command_uid=member.join_command_uid,
+            command=JOIN,
+            error="cancelled",
+        )
 
 
 def _end_locked(member: Member, *, reason: str, actor: Actor, tell_engine: bool = True) -> None:
@@ -177,7 +205,8 @@ def _end_locked(member: Member, *, reason: str, actor: Actor, tell_engine: bool 
     if member.state == MemberState.JOINED:
         member.state = MemberState.LEFT
         record_event(
-            app=room.app, room=room,
+            app=room.app,
+            room=room,
             payload=webhook_events.member_left(room, session.session_uuid, session.caller_id, reason),
         )
     else:
@@ -186,8 +215,12 @@ def _end_locked(member: Member, *, reason: str, actor: Actor, tell_engine: bool 
     if room.destroyed_at is None and tell_engine:
         engine_commands.enqueue("kick", room=room, session_uuid=session.session_uuid, room_id=room.room_id)
     audit.record(
-        actor=actor, action="member.end", app_id=room.app.app_id, room_id=room.room_id,
-        session_uuid=session.session_uuid, operation_id=str(member.join_operation_id),
+        actor=actor,
+        action="member.end",
+        app_id=room.app.app_id,
+        room_id=room.room_id,
+        session_uuid=session.session_uuid,
+        operation_id=str(member.join_operation_id),
         detail={"reason": reason, "state": member.state},
     )
 
@@ -217,14 +250,26 @@ def confirm_join(*, actor: Actor, session_uuid: str, room_id: str) -> bool:
         session.last_seen_at = member.joined_at
         session.save(update_fields=["last_seen_at"])
         record_event(
-            app=session.app, room=member.room,
+            app=session.app,
+            room=member.room,
             payload=webhook_events.member_joined(member.room, session.session_uuid, session.caller_id),
         )
-        _record_command_result(member_or_session=member, app=session.app,
-                               operation_id=str(member.join_operation_id), command_uid=member.join_command_uid,
-                               command=JOIN, error=None)
-        audit.record(actor=actor, action="member.joined", app_id=session.app.app_id, room_id=room_id,
-                     session_uuid=session_uuid, operation_id=str(member.join_operation_id))
+        _record_command_result(
+            member_or_session=member,
+            app=session.app,
+            operation_id=str(member.join_operation_id),
+            command_uid=member.join_command_uid,
+            command=JOIN,
+            error=None,
+        )
+        audit.record(
+            actor=actor,
+            action="member.joined",
+            app_id=session.app.app_id,
+            room_id=room_id,
+            session_uuid=session_uuid,
+            operation_id=str(member.join_operation_id),
+        )
     return True
 
 
@@ -241,8 +286,9 @@ def engine_member_left(*, actor: Actor, session_uuid: str, room_id: str) -> bool
     return True
 
 
-def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bool = False,
-                tell_engine: bool = True) -> bool:
+def end_session(
+    *, actor: Actor, session_uuid: str, reason: str, skip_locked: bool = False, tell_engine: bool = True
+) -> bool:
     """The call is gone (hang-up, or an orphan) or staff hung it up: its membership ends with
     that reason. Sweeps pass skip_locked: a session busy elsewhere is left to the next sweep.
     `tell_engine` is False when the engine reported the hang-up: it has no call left to kick."""
@@ -256,13 +302,19 @@ def end_session(*, actor: Actor, session_uuid: str, reason: str, skip_locked: bo
         session.state = SessionState.ENDED
         session.ended_at = timezone.now()
         session.save(update_fields=["state", "ended_at"])
-        audit.record(actor=actor, action="session.end", app_id=session.app.app_id,
-                     session_uuid=session_uuid, detail={"reason": reason})
+        audit.record(
+            actor=actor,
+            action="session.end",
+            app_id=session.app.app_id,
+            session_uuid=session_uuid,
+            detail={"reason": reason},
+        )
     return True
 
 
-def _fail_join(candidates, *, error: str, actor: Actor, due_before=None, tell_engine: bool = True,
-               skip_locked: bool = True) -> bool:
+def _fail_join(
+    candidates, *, error: str, actor: Actor, due_before=None, tell_engine: bool = True, skip_locked: bool = True
+) -> bool:
     """Fail the pending join among `candidates` (a Member queryset), if it is still pending.
     Timers and sweeps pass skip_locked: a session busy elsewhere is left to the next one."""
     found = candidates.filter(state=MemberState.JOINING).values_list("pk", "session_id").first()
@@ -272,7 +324,9 @@ def _fail_join(candidates, *, error: str, actor: Actor, due_before=None, tell_en
     with transaction.atomic():
         session = (
             CallSession.objects.select_for_update(of=("self",), skip_locked=skip_locked)
-            .select_related("app").filter(pk=session_pk).first()
+            .select_related("app")
+            .filter(pk=session_pk)
+            .first()
         )
         if session is None:
             return False
@@ -282,23 +336,34 @@ def _fail_join(candidates, *, error: str, actor: Actor, due_before=None, tell_en
         if due_before is not None and joining.join_deadline_at > due_before:
             return False
         _end_locked(joining, reason=error, actor=actor, tell_engine=tell_engine)
-        _record_command_result(member_or_session=joining, app=session.app,
-                               operation_id=str(joining.join_operation_id), command_uid=joining.join_command_uid,
-                               command=JOIN, error=error)
+        _record_command_result(
+            member_or_session=joining,
+            app=session.app,
+            operation_id=str(joining.join_operation_id),
+            command_uid=joining.join_command_uid,
+            command=JOIN,
+            error=error,
+        )
     return True
 
 
 def expire_join(*, member_id: int, actor: Actor, now=None) -> bool:
     """A pending join past its deadline fails with "timeout" (once, whoever fires it)."""
-    return _fail_join(Member.objects.filter(pk=member_id), error="timeout", actor=actor,
-                      due_before=now or timezone.now())
+    return _fail_join(
+        Member.objects.filter(pk=member_id), error="timeout", actor=actor, due_before=now or timezone.now()
+    )
 
 
 def fail_pending_join(*, operation_id: str, error: str, actor: Actor, tell_engine: bool) -> bool:
     """The engine failed the join; `tell_engine` when it may have carried it out anyway. Waits
     for the session's lock: this runs once, in the transaction that records the failure."""
-    return _fail_join(Member.objects.filter(join_operation_id=operation_id), error=error, actor=actor,
-                      tell_engine=tell_engine, skip_locked=False)
+    return _fail_join(
+        Member.objects.filter(join_operation_id=operation_id),
+        error=error,
+        actor=actor,
+        tell_engine=tell_engine,
+        skip_locked=False,
+    )
 
 
 def expire_due_joins(*, actor: Actor, now=None, limit: int = 500) -> int:

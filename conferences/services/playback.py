@@ -76,10 +76,23 @@ def play(*, actor: Actor, app, room_id: str, urls: list[str]) -> dict:
         room.playback_urls = urls
         room.save(update_fields=["playback_status", "playback_operation_id", "playback_urls"])
         record_event(app=app, room=room, payload=webhook_events.play_started(room, operation_id, urls))
-        audit.record(actor=actor, action="playback.play", app_id=app.app_id, room_id=room_id,
-                     operation_id=operation_id, request={"urls": urls})
-        engine_commands.enqueue("play", room=room, give_up_at=operation.deadline_at,
-                                room_id=room_id, operation_id=operation_id, urls=urls, volume=room.volume)
+        audit.record(
+            actor=actor,
+            action="playback.play",
+            app_id=app.app_id,
+            room_id=room_id,
+            operation_id=operation_id,
+            request={"urls": urls},
+        )
+        engine_commands.enqueue(
+            "play",
+            room=room,
+            give_up_at=operation.deadline_at,
+            room_id=room_id,
+            operation_id=operation_id,
+            urls=urls,
+            volume=room.volume,
+        )
         _arm_watchdog_on_commit(operation)
         return {"operation_id": operation_id, **_status(room)}
 
@@ -109,8 +122,14 @@ def toggle_pause(*, actor: Actor, app, room_id: str) -> dict:
         operation.save(update_fields=["state", "remaining_ms", "deadline_at"])
         room.save(update_fields=["playback_status"])
         record_event(app=app, room=room, payload=payload)
-        audit.record(actor=actor, action=action, app_id=app.app_id, room_id=room_id, operation_id=operation_id,
-                     detail={"play_operation_id": str(operation.operation_id)})
+        audit.record(
+            actor=actor,
+            action=action,
+            app_id=app.app_id,
+            room_id=room_id,
+            operation_id=operation_id,
+            detail={"play_operation_id": str(operation.operation_id)},
+        )
         engine_commands.enqueue(command, room=room, room_id=room_id, operation_id=str(operation.operation_id))
         return {"operation_id": operation_id, **_status(room)}
 
@@ -132,8 +151,14 @@ def stop_locked(*, room: Room, actor: Actor) -> str:
     operation_id = mint_operation_id()
     _end(operation, room, state=PlaybackState.STOPPED)
     record_event(app=room.app, room=room, payload=webhook_events.play_stopped(room, operation_id))
-    audit.record(actor=actor, action="playback.stop", app_id=room.app.app_id, room_id=room.room_id,
-                 operation_id=operation_id, detail={"play_operation_id": str(operation.operation_id)})
+    audit.record(
+        actor=actor,
+        action="playback.stop",
+        app_id=room.app.app_id,
+        room_id=room.room_id,
+        operation_id=operation_id,
+        detail={"play_operation_id": str(operation.operation_id)},
+    )
     if room.destroyed_at is None:
         engine_commands.enqueue("stop", room=room, room_id=room.room_id, operation_id=str(operation.operation_id))
     return operation_id
@@ -146,8 +171,14 @@ def set_volume(*, actor: Actor, app, room_id: str, volume: int) -> dict:
         room.volume = volume
         room.save(update_fields=["volume"])
         record_event(app=app, room=room, payload=webhook_events.play_volume_changed(room, operation_id, volume))
-        audit.record(actor=actor, action="playback.volume", app_id=app.app_id, room_id=room_id,
-                     operation_id=operation_id, request={"volume": volume})
+        audit.record(
+            actor=actor,
+            action="playback.volume",
+            app_id=app.app_id,
+            room_id=room_id,
+            operation_id=operation_id,
+            request={"volume": volume},
+        )
         engine_commands.enqueue("set_volume", room=room, room_id=room_id, volume=volume)
         return {"operation_id": operation_id, **_status(room)}
 
@@ -193,8 +224,9 @@ def engine_finished(*, actor: Actor, room_id: str, operation_id: str, url: str) 
 
 
 def engine_error(*, actor: Actor, room_id: str, operation_id: str, url: str, message: str = "") -> bool:
-    return _end_from_engine(actor=actor, room_id=room_id, operation_id=operation_id, url=url,
-                            error="playback_error", message=message)
+    return _end_from_engine(
+        actor=actor, room_id=room_id, operation_id=operation_id, url=url, error="playback_error", message=message
+    )
 
 
 def _end_from_engine(*, actor, room_id, operation_id, url, error, message="") -> bool:
@@ -210,9 +242,14 @@ def _end_from_engine(*, actor, room_id, operation_id, url, error, message="") ->
             _end(operation, room, state=PlaybackState.FAILED, error=error)
             payload = webhook_events.play_failed(room, operation_id, [url], error)
         record_event(app=room.app, room=room, payload=payload)
-        audit.record(actor=actor, action=f"playback.{'finished' if error is None else 'failed'}",
-                     app_id=room.app.app_id, room_id=room_id, operation_id=operation_id,
-                     detail={"url": url, "message": message} if message else {"url": url})
+        audit.record(
+            actor=actor,
+            action=f"playback.{'finished' if error is None else 'failed'}",
+            app_id=room.app.app_id,
+            room_id=room_id,
+            operation_id=operation_id,
+            detail={"url": url, "message": message} if message else {"url": url},
+        )
     return True
 
 
@@ -227,10 +264,19 @@ def fail_dispatch(*, operation_id: str, actor: Actor, tell_engine: bool) -> bool
         _end(operation, room, state=PlaybackState.FAILED, error="playback_error")
         if tell_engine:
             engine_commands.enqueue("stop", room=room, room_id=room.room_id, operation_id=operation_id)
-        record_event(app=room.app, room=room,
-                     payload=webhook_events.play_failed(room, operation_id, operation.urls, "playback_error"))
-        audit.record(actor=actor, action="playback.failed", app_id=room.app.app_id, room_id=room.room_id,
-                     operation_id=operation_id, detail={"reason": "engine_unavailable"})
+        record_event(
+            app=room.app,
+            room=room,
+            payload=webhook_events.play_failed(room, operation_id, operation.urls, "playback_error"),
+        )
+        audit.record(
+            actor=actor,
+            action="playback.failed",
+            app_id=room.app.app_id,
+            room_id=room.room_id,
+            operation_id=operation_id,
+            detail={"reason": "engine_unavailable"},
+        )
     return True
 
 
@@ -262,8 +308,10 @@ def _expire_batch(*, actor: Actor, now: datetime, operation_id: str | None = Non
         # read again under the lock.
         rooms = {
             room.pk: room
-            for room in Room.objects.select_for_update(of=("self",), skip_locked=True).select_related("app")
-            .filter(pk__in=room_ids).order_by("pk")
+            for room in Room.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("app")
+            .filter(pk__in=room_ids)
+            .order_by("pk")
         }
         expired = list(due.filter(room_id__in=rooms).select_for_update())
         if not expired:
@@ -278,13 +326,26 @@ def _expire_batch(*, actor: Actor, now: datetime, operation_id: str | None = Non
         for operation in expired:
             room = rooms[operation.room_id]
             op_id = str(operation.operation_id)
-            items.append((room.app, room, room.room_id,
-                          webhook_events.play_failed(room, op_id, operation.urls, "playback_timeout")))
+            items.append(
+                (
+                    room.app,
+                    room,
+                    room.room_id,
+                    webhook_events.play_failed(room, op_id, operation.urls, "playback_timeout"),
+                )
+            )
             engine_commands.enqueue("stop", room=room, room_id=room.room_id, operation_id=op_id)
         record_events(items)
-        audit.record_many([
-            dict(actor=actor, action="playback.timeout", app_id=rooms[op.room_id].app.app_id,
-                 room_id=rooms[op.room_id].room_id, operation_id=str(op.operation_id))
-            for op in expired
-        ])
+        audit.record_many(
+            [
+                dict(
+                    actor=actor,
+                    action="playback.timeout",
+                    app_id=rooms[op.room_id].app.app_id,
+                    room_id=rooms[op.room_id].room_id,
+                    operation_id=str(op.operation_id),
+                )
+                for op in expired
+            ]
+        )
     return len(expired)

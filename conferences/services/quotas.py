@@ -15,8 +15,11 @@ class QuotaExceeded(Conflict):
     code = "quota_exceeded"
 
     def __init__(self, what: str, limit: int):
-        super().__init__(f"Quota of {limit} {what} reached for this application", code=self.code,
-                         detail={"quota": what.replace(" ", "_"), "limit": limit})
+        super().__init__(
+            f"Quota of {limit} {what} reached for this application",
+            code=self.code,
+            detail={"quota": what.replace(" ", "_"), "limit": limit},
+        )
 
 
 def _reached(queryset, limit: int) -> bool:

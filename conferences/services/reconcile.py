@@ -34,8 +34,9 @@ def reconcile(*, actor: Actor = RECONCILER) -> dict[str, int]:
     if state is None:
         return {}
     return {
-        "orphaned": sessions.heartbeat(actor=actor, node=state.node, live_session_uuids=list(state.sessions),
-                                       taken_at=asked_at),
+        "orphaned": sessions.heartbeat(
+            actor=actor, node=state.node, live_session_uuids=list(state.sessions), taken_at=asked_at
+        ),
         "kicked": _kick_stale_calls(state, asked_at=asked_at, actor=actor),
         "destroyed": _destroy_stale_rooms(state, asked_at=asked_at, actor=actor),
     }
@@ -46,18 +47,23 @@ def _kick_stale_calls(state: EngineState, *, asked_at, actor: Actor) -> int:
     if not in_rooms:
         return 0
     expected = set(
-        Member.objects.filter(session__session_uuid__in=in_rooms, state__in=ACTIVE_MEMBER_STATES)
-        .values_list("session__session_uuid", "room__room_id")
+        Member.objects.filter(session__session_uuid__in=in_rooms, state__in=ACTIVE_MEMBER_STATES).values_list(
+            "session__session_uuid", "room__room_id"
+        )
     )
     stale = [(session, room) for session, room in in_rooms.items() if (session, room) not in expected]
-    return sum(_repair(room_id, actor=actor, asked_at=asked_at, command="kick", session_uuid=session)
-               for session, room_id in stale)
+    return sum(
+        _repair(room_id, actor=actor, asked_at=asked_at, command="kick", session_uuid=session)
+        for session, room_id in stale
+    )
 
 
 def _destroy_stale_rooms(state: EngineState, *, asked_at, actor: Actor) -> int:
     if not state.rooms:
         return 0
-    destroyed = Room.objects.filter(room_id__in=state.rooms, destroyed_at__lt=asked_at).values_list("room_id", flat=True)
+    destroyed = Room.objects.filter(room_id__in=state.rooms, destroyed_at__lt=asked_at).values_list(
+        "room_id", flat=True
+    )
     return sum(_repair(room_id, actor=actor, asked_at=asked_at, command="destroy_room") for room_id in destroyed)
 
 
@@ -70,16 +76,23 @@ def _repair(room_id: str, *, actor: Actor, asked_at, command: str, session_uuid:
             return False
         # Commands written before the engine answered that it may not have carried out yet.
         in_transit = EngineCommand.objects.filter(room=room, created_at__lt=asked_at).filter(
-            Q(status=EngineCommandStatus.PENDING) | Q(completed_at__gte=asked_at))
+            Q(status=EngineCommandStatus.PENDING) | Q(completed_at__gte=asked_at)
+        )
         if session_uuid:
             in_transit = in_transit.filter(Q(arguments__session_uuid=session_uuid) | Q(command="destroy_room"))
-        ended_since = session_uuid and Member.objects.filter(
-            room=room, session__session_uuid=session_uuid).filter(
-            Q(state__in=ACTIVE_MEMBER_STATES) | Q(ended_at__gte=asked_at))
+        ended_since = session_uuid and Member.objects.filter(room=room, session__session_uuid=session_uuid).filter(
+            Q(state__in=ACTIVE_MEMBER_STATES) | Q(ended_at__gte=asked_at)
+        )
         if in_transit.exists() or (ended_since and ended_since.exists()):
             return False
         arguments = {"session_uuid": session_uuid, "room_id": room_id} if session_uuid else {"room_id": room_id}
         engine_commands.enqueue(command, room=room, **arguments)
-        audit.record(actor=actor, action=f"reconcile.{command}", app_id=room.app.app_id, room_id=room_id,
-                     session_uuid=session_uuid, detail={"reason": "the engine still holds it"})
+        audit.record(
+            actor=actor,
+            action=f"reconcile.{command}",
+            app_id=room.app.app_id,
+            room_id=room_id,
+            session_uuid=session_uuid,
+            detail={"reason": "the engine still holds it"},
+        )
     return True

@@ -7,8 +7,17 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from ..models import (AuditEntry, CallSession, Delivery, DeliveryAttempt, EngineCommand, Event, Member,
-                      PlaybackOperation, Room)
+from ..models import (
+    AuditEntry,
+    CallSession,
+    Delivery,
+    DeliveryAttempt,
+    EngineCommand,
+    Event,
+    Member,
+    PlaybackOperation,
+    Room,
+)
 from ..models.engine import EngineCommandStatus
 from ..models.playback import ACTIVE_PLAYBACK_STATES
 from ..models.sessions import ACTIVE_MEMBER_STATES, SessionState
@@ -28,19 +37,35 @@ def _what_to_prune(now: datetime) -> list[tuple[str, QuerySet]]:
     for model in (Event, Member, PlaybackOperation, EngineCommand):  # a room goes after all that names it
         rooms = rooms.exclude(Exists(model.objects.filter(room=OuterRef("pk"))))
     return [
-        ("attempts", DeliveryAttempt.objects.filter(
-            started_at__lt=_older(settings.WEBHOOK_ATTEMPT_RETENTION_DAYS, now))),
+        (
+            "attempts",
+            DeliveryAttempt.objects.filter(started_at__lt=_older(settings.WEBHOOK_ATTEMPT_RETENTION_DAYS, now)),
+        ),
         ("audit", AuditEntry.objects.filter(occurred_at__lt=_older(settings.AUDIT_RETENTION_DAYS, now))),
-        ("engine_commands", EngineCommand.objects.exclude(status=EngineCommandStatus.PENDING).filter(
-            created_at__lt=_older(settings.ENGINE_COMMAND_RETENTION_DAYS, now))),
+        (
+            "engine_commands",
+            EngineCommand.objects.exclude(status=EngineCommandStatus.PENDING).filter(
+                created_at__lt=_older(settings.ENGINE_COMMAND_RETENTION_DAYS, now)
+            ),
+        ),
         # An event goes with its deliveries and their attempts, once none is still to be sent.
-        ("events", Event.objects.filter(created_at__lt=events_cutoff).exclude(
-            Exists(Delivery.objects.filter(event=OuterRef("pk"), status=DeliveryStatus.PENDING)))),
-        ("playbacks", PlaybackOperation.objects.exclude(state__in=ACTIVE_PLAYBACK_STATES).filter(
-            ended_at__lt=rooms_cutoff)),
+        (
+            "events",
+            Event.objects.filter(created_at__lt=events_cutoff).exclude(
+                Exists(Delivery.objects.filter(event=OuterRef("pk"), status=DeliveryStatus.PENDING))
+            ),
+        ),
+        (
+            "playbacks",
+            PlaybackOperation.objects.exclude(state__in=ACTIVE_PLAYBACK_STATES).filter(ended_at__lt=rooms_cutoff),
+        ),
         ("members", Member.objects.exclude(state__in=ACTIVE_MEMBER_STATES).filter(ended_at__lt=rooms_cutoff)),
-        ("sessions", CallSession.objects.filter(state=SessionState.ENDED, ended_at__lt=rooms_cutoff).exclude(
-            Exists(Member.objects.filter(session=OuterRef("pk"))))),
+        (
+            "sessions",
+            CallSession.objects.filter(state=SessionState.ENDED, ended_at__lt=rooms_cutoff).exclude(
+                Exists(Member.objects.filter(session=OuterRef("pk")))
+            ),
+        ),
         ("rooms", rooms),
     ]
 

@@ -32,8 +32,14 @@ def create_room(*, actor: Actor, app: App, name: str) -> Room:
     try:
         quotas.check_live_rooms(app)
     except quotas.QuotaExceeded as exc:
-        audit.record(actor=actor, action="conference.create", outcome=exc.code, app_id=app.app_id,
-                     request={"name": name}, detail=exc.detail)
+        audit.record(
+            actor=actor,
+            action="conference.create",
+            outcome=exc.code,
+            app_id=app.app_id,
+            request={"name": name},
+            detail=exc.detail,
+        )
         raise
     for _ in range(3):
         try:
@@ -75,7 +81,6 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
         room = lock_live_room(app=app, room_id=room_id)
         room.destroyed_at = timezone.now()  # set first: the engine is told to destroy, not to stop or kick
         if room.playback_status != PlaybackStatus.STOPPED:
-
             stop_locked(room=room, actor=actor)
         members = (
             room.memberships.select_for_update(of=("self",))

@@ -31,8 +31,13 @@ def create_session(*, actor: Actor, app_id: str, caller_id: str, session_uuid: s
     try:
         with transaction.atomic():
             session = CallSession.objects.create(session_uuid=session_uuid, app=app, caller_id=caller_id, node=node)
-            audit.record(actor=actor, action="session.create", app_id=app_id, session_uuid=session_uuid,
-                         request={"caller_id": caller_id})
+            audit.record(
+                actor=actor,
+                action="session.create",
+                app_id=app_id,
+                session_uuid=session_uuid,
+                request={"caller_id": caller_id},
+            )
             return session
     except IntegrityError:
         existing = CallSession.objects.get(session_uuid=session_uuid)
@@ -58,8 +63,9 @@ def heartbeat(*, actor: Actor, node: str, live_session_uuids: list[str], taken_a
     CallSession.objects.filter(node=node, state=SessionState.ACTIVE, session_uuid__in=listed).update(last_seen_at=now)
     # The list is taken as the truth (SPEC 9): absent means lost.
     missing = (
-        CallSession.objects.filter(node=node, state=SessionState.ACTIVE, created_at__lt=taken_at,
-                                   last_seen_at__lt=taken_at)
+        CallSession.objects.filter(
+            node=node, state=SessionState.ACTIVE, created_at__lt=taken_at, last_seen_at__lt=taken_at
+        )
         .exclude(session_uuid__in=listed)
         .values_list("session_uuid", flat=True)
     )

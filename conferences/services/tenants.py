@@ -38,7 +38,12 @@ def create_app(*, actor: Actor, app_id: str, name: str = "", webhook_url: str | 
             raise Conflict(f"App {app_id!r} already exists", code="app_exists") from None
         _, plain_key = issue_api_key(actor=actor, app=app, label="created with the app")
         endpoint = create_endpoint(actor=actor, app=app, url=webhook_url) if webhook_url else None
-        audit.record(actor=actor, action="app.create", app_id=app_id, request={"webhook_url": webhook_url and url_without_query(webhook_url)})
+        audit.record(
+            actor=actor,
+            action="app.create",
+            app_id=app_id,
+            request={"webhook_url": webhook_url and url_without_query(webhook_url)},
+        )
     return NewApp(app=app, api_key=plain_key, webhook_secret=endpoint.secret if endpoint else None)
 
 
@@ -46,8 +51,12 @@ def set_app_enabled(*, actor: Actor, app: App, enabled: bool) -> bool:
     """Enable or disable an app (a disabled app's API calls are 403); returns whether it changed."""
     with transaction.atomic():
         changed = App.objects.filter(pk=app.pk).exclude(enabled=enabled).update(enabled=enabled)
-        audit.record(actor=actor, action="app.enable" if enabled else "app.disable", app_id=app.app_id,
-                     outcome="ok" if changed else "unchanged")
+        audit.record(
+            actor=actor,
+            action="app.enable" if enabled else "app.disable",
+            app_id=app.app_id,
+            outcome="ok" if changed else "unchanged",
+        )
     app.enabled = enabled
     return bool(changed)
 
@@ -65,9 +74,7 @@ def issue_api_key(*, actor: Actor, app: App, label: str = "") -> tuple[ApiKey, s
                 break
             except IntegrityError:
                 continue
-        audit.record(
-            actor=actor, action="api_key.issue", app_id=app.app_id, detail={"prefix": api_key.prefix}
-        )
+        audit.record(actor=actor, action="api_key.issue", app_id=app.app_id, detail={"prefix": api_key.prefix})
     return api_key, plain_key
 
 

@@ -70,8 +70,14 @@ class _GuardedResolver(AbstractResolver):
             lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
         addresses = await asyncio.shield(lookup)  # one waiter's deadline does not cancel the others'
         return [
-            {"hostname": host, "host": address, "port": port, "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-             "proto": 0, "flags": socket.AI_NUMERICHOST}
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
             for address in addresses
         ]
 
@@ -117,7 +123,7 @@ class Sender:
         deadline = settings.WEBHOOK_TIMEOUT_SECONDS
 
         def start():
-            for request, future in zip(requests, futures):
+            for request, future in zip(requests, futures, strict=True):
                 task = self._loop.create_task(self._attempt(request, deadline))
                 task.add_done_callback(lambda task, future=future: future.set_result(_result_of(task)))
 

@@ -6,8 +6,8 @@ from django.test import override_settings
 
 from conferences.actors import Actor
 from conferences.models import AuditEntry, Delivery, WebhookEndpoint
-from conferences.services.rooms import create_room
 from conferences.services.endpoints import create_endpoint
+from conferences.services.rooms import create_room
 
 pytestmark = pytest.mark.django_db
 

@@ -87,8 +87,13 @@ def test_a_forged_cursor_answers_400(api, position):
 
 def test_errors_inside_a_list_are_messages_under_the_field(api, tenant):
     room_id = api.post("/api/v1/conferences", {"name": "list-errors"}, format="json").json()["room_id"]
-    body = assert_error(api.post(f"/api/v1/conferences/{room_id}/play",
-                                 {"urls": ["https://cdn.example.com/a.wav", None, 5]}, format="json"), 400, "invalid")
+    body = assert_error(
+        api.post(
+            f"/api/v1/conferences/{room_id}/play", {"urls": ["https://cdn.example.com/a.wav", None, 5]}, format="json"
+        ),
+        400,
+        "invalid",
+    )
     assert body["detail"] == {"urls": ["Item 2: This field may not be null.", "Item 3: Must be a string."]}
 
 

@@ -42,9 +42,18 @@ def test_each_request_logs_one_json_line_with_its_id_app_and_actor(api, tenant, 
     line = next(line for line in log_lines() if line["logger"] == "conferences.access")
     prefix = tenant.api_key[:11]
     assert line | {"time": None, "duration_ms": None} == {
-        "time": None, "level": "INFO", "logger": "conferences.access", "message": "request", "request_id": "req-1",
-        "app_id": tenant.app.app_id, "actor": f"app:{tenant.app.app_id}:{prefix}", "method": "POST",
-        "path": "/api/v1/conferences", "status": 201, "duration_ms": None}
+        "time": None,
+        "level": "INFO",
+        "logger": "conferences.access",
+        "message": "request",
+        "request_id": "req-1",
+        "app_id": tenant.app.app_id,
+        "actor": f"app:{tenant.app.app_id}:{prefix}",
+        "method": "POST",
+        "path": "/api/v1/conferences",
+        "status": 201,
+        "duration_ms": None,
+    }
     assert tenant.api_key not in json.dumps(log_lines())
 
 

@@ -26,8 +26,10 @@ def post(api, room_id, action, body=None):
 
 
 def play_events(room_id):
-    payloads = [e.payload for e in Event.objects.filter(ordering_key=room_id, event_type__startswith="conference.play")
-                .order_by("id")]
+    payloads = [
+        e.payload
+        for e in Event.objects.filter(ordering_key=room_id, event_type__startswith="conference.play").order_by("id")
+    ]
     for payload in payloads:
         assert_valid_event(payload)
     return payloads
@@ -41,9 +43,13 @@ def test_play_starts_playback(api, room_id):
     assert (body["playback_status"], body["volume"]) == ("playing", 0)
     room = api.get(f"/api/v1/conferences/{room_id}").json()
     assert (room["playback_status"], room["playback_operation_id"], room["playback_urls"]) == (
-        "playing", body["operation_id"], URLS)
+        "playing",
+        body["operation_id"],
+        URLS,
+    )
     assert play_events(room_id) == [
-        {"event": "conference.play.started", "room_id": room_id, "urls": URLS, "operation_id": body["operation_id"]}]
+        {"event": "conference.play.started", "room_id": room_id, "urls": URLS, "operation_id": body["operation_id"]}
+    ]
 
 
 def test_play_while_active_answers_409(api, room_id):
@@ -64,13 +70,20 @@ def test_pause_toggles_and_stop_ends(api, tenant, room_id):
     resumed = post(api, room_id, "pause").json()
     stopped = post(api, room_id, "stop").json()
     assert [paused["playback_status"], resumed["playback_status"], stopped["playback_status"]] == [
-        "paused", "playing", "stopped"]
+        "paused",
+        "playing",
+        "stopped",
+    ]
     ids = {play_id, paused["operation_id"], resumed["operation_id"], stopped["operation_id"]}
     assert len(ids) == 4  # a new operation_id per call
     assert play_events(room_id)[1:] == [
         {"event": "conference.play.paused", "room_id": room_id, "operation_id": paused["operation_id"]},
-        {"event": "conference.play.resumed", "app_id": tenant.app.app_id, "room_id": room_id,
-         "operation_id": resumed["operation_id"]},
+        {
+            "event": "conference.play.resumed",
+            "app_id": tenant.app.app_id,
+            "room_id": room_id,
+            "operation_id": resumed["operation_id"],
+        },
         {"event": "conference.play.stopped", "room_id": room_id, "operation_id": stopped["operation_id"]},
     ]
     room = api.get(f"/api/v1/conferences/{room_id}").json()
@@ -107,11 +120,34 @@ def test_volume_is_required(api, room_id):
 
 @pytest.mark.parametrize(
     "urls",
-    [[], "https://x/a.wav", None, [5], ["ftp://x/a.wav"], ["not a url"], ["https://"],
-     ["https://x/" + "a" * 2040], ["https://x/a.wav"] * 129, [["https://x/a.wav"]], ["https://x/a b.wav"],
-     ["http://%31%32%37.0.0.1/a.wav"]],
-    ids=["empty", "string", "null", "number", "ftp", "no-scheme", "no-host", "too-long", "too-many", "nested",
-         "space", "percent-encoded-host"],
+    [
+        [],
+        "https://x/a.wav",
+        None,
+        [5],
+        ["ftp://x/a.wav"],
+        ["not a url"],
+        ["https://"],
+        ["https://x/" + "a" * 2040],
+        ["https://x/a.wav"] * 129,
+        [["https://x/a.wav"]],
+        ["https://x/a b.wav"],
+        ["http://%31%32%37.0.0.1/a.wav"],
+    ],
+    ids=[
+        "empty",
+        "string",
+        "null",
+        "number",
+        "ftp",
+        "no-scheme",
+        "no-host",
+        "too-long",
+        "too-many",
+        "nested",
+        "space",
+        "percent-encoded-host",
+    ],
 )
 def test_play_validation(api, room_id, urls):
     body = assert_error(post(api, room_id, "play", {"urls": urls}), 400, "invalid")
@@ -119,10 +155,18 @@ def test_play_validation(api, room_id, urls):
     assert api.get(f"/api/v1/conferences/{room_id}").json()["playback_status"] == "stopped"
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data", "http://127.0.0.1:8000/a.wav", "http://localhost/a.wav",
-    "http://10.0.0.1/a.wav", "https://[::1]/a.wav", "http://[::ffff:192.168.1.1]/a.wav", "http://0.0.0.0/a.wav",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://127.0.0.1:8000/a.wav",
+        "http://localhost/a.wav",
+        "http://10.0.0.1/a.wav",
+        "https://[::1]/a.wav",
+        "http://[::ffff:192.168.1.1]/a.wav",
+        "http://0.0.0.0/a.wav",
+    ],
+)
 def test_play_refuses_media_urls_that_reach_private_addresses(api, room_id, url):
     body = assert_error(post(api, room_id, "play", {"urls": ["https://cdn.example.com/a.wav", url]}), 400, "invalid")
     [problem] = body["detail"]["urls"]
@@ -140,8 +184,13 @@ def test_play_refuses_a_media_host_that_cannot_be_checked_in_time(api, room_id, 
 
     monkeypatch.setattr(ssrf, "MEDIA_LOOKUP_SECONDS", 0.2)
     real_lookup = socket.getaddrinfo
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: time.sleep(1) or []
-                        if host == "slow.example.com" else real_lookup(host, *args, **kwargs))
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *args, **kwargs: (
+            time.sleep(1) or [] if host == "slow.example.com" else real_lookup(host, *args, **kwargs)
+        ),
+    )
     body = assert_error(post(api, room_id, "play", {"urls": ["https://slow.example.com/a.wav"]}), 400, "invalid")
     assert "could not be checked in time" in body["detail"]["urls"][0]
 
@@ -163,12 +212,21 @@ def test_engine_finish_and_error_end_the_play_once(api, room_id):
     assert playback.engine_finished(actor=SYSTEM, room_id=room_id, operation_id=play_id, url=URLS[1]) is True
     assert playback.engine_finished(actor=SYSTEM, room_id=room_id, operation_id=play_id, url=URLS[1]) is False
     assert playback.engine_error(actor=SYSTEM, room_id=room_id, operation_id=play_id, url=URLS[1]) is False
-    assert play_events(room_id)[-1] == {"event": "conference.play.finished", "room_id": room_id,
-                                        "operation_id": play_id, "urls": [URLS[1]]}
+    assert play_events(room_id)[-1] == {
+        "event": "conference.play.finished",
+        "room_id": room_id,
+        "operation_id": play_id,
+        "urls": [URLS[1]],
+    }
     second = post(api, room_id, "play", {"urls": URLS}).json()["operation_id"]
     assert playback.engine_error(actor=SYSTEM, room_id=room_id, operation_id=second, url=URLS[0], message="404")
-    assert play_events(room_id)[-1] == {"event": "conference.play.failed", "room_id": room_id,
-                                        "operation_id": second, "urls": [URLS[0]], "error": "playback_error"}
+    assert play_events(room_id)[-1] == {
+        "event": "conference.play.failed",
+        "room_id": room_id,
+        "operation_id": second,
+        "urls": [URLS[0]],
+        "error": "playback_error",
+    }
     assert api.get(f"/api/v1/conferences/{room_id}").json()["playback_status"] == "stopped"
 
 
@@ -185,11 +243,19 @@ def test_watchdog_fails_a_play_past_its_deadline_once(api, room_id):
     later = timezone.now() + timedelta(seconds=11)
     assert playback.expire_due(actor=SYSTEM, now=later) == 1
     assert playback.expire_due(actor=SYSTEM, now=later) == 0
-    assert play_events(room_id)[-1] == {"event": "conference.play.failed", "room_id": room_id,
-                                        "operation_id": play_id, "urls": URLS, "error": "playback_timeout"}
+    assert play_events(room_id)[-1] == {
+        "event": "conference.play.failed",
+        "room_id": room_id,
+        "operation_id": play_id,
+        "urls": URLS,
+        "error": "playback_timeout",
+    }
     # A finish arriving after the timeout only reaches the history.
     assert playback.engine_finished(actor=SYSTEM, room_id=room_id, operation_id=play_id, url=URLS[1]) is False
-    assert len([e for e in play_events(room_id) if e["event"] in ("conference.play.finished", "conference.play.failed")]) == 1
+    assert (
+        len([e for e in play_events(room_id) if e["event"] in ("conference.play.finished", "conference.play.failed")])
+        == 1
+    )
 
 
 def test_paused_time_does_not_count(api, room_id):
@@ -226,7 +292,8 @@ def test_room_deletion_stops_playback_first(api, tenant, room_id):
 def test_21_concurrent_pauses_alternate(live_server, tenant):
     headers = tenant.headers
     room_id = httpx.post(f"{live_server.url}/api/v1/conferences", json={"name": "toggle"}, headers=headers).json()[
-        "room_id"]
+        "room_id"
+    ]
     httpx.post(f"{live_server.url}/api/v1/conferences/{room_id}/play", json={"urls": URLS}, headers=headers)
     barrier = threading.Barrier(21)
     statuses = []
@@ -244,19 +311,23 @@ def test_21_concurrent_pauses_alternate(live_server, tenant):
     assert statuses == [200] * 21
     toggles = [e["event"] for e in play_events(room_id)[1:]]
     assert toggles == ["conference.play.paused", "conference.play.resumed"] * 10 + ["conference.play.paused"]
-    assert httpx.get(f"{live_server.url}/api/v1/conferences/{room_id}", headers=headers).json()[
-        "playback_status"] == "paused"
+    assert (
+        httpx.get(f"{live_server.url}/api/v1/conferences/{room_id}", headers=headers).json()["playback_status"]
+        == "paused"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("rival", ["engine_finished", "expire"])
 def test_stop_racing_a_terminal_report_gives_one_terminal_event(live_server, tenant, rival):
     headers = tenant.headers
-    room_id = httpx.post(f"{live_server.url}/api/v1/conferences", json={"name": f"race-{rival}"},
-                         headers=headers).json()["room_id"]
+    room_id = httpx.post(
+        f"{live_server.url}/api/v1/conferences", json={"name": f"race-{rival}"}, headers=headers
+    ).json()["room_id"]
     for _ in range(10):
-        play_id = httpx.post(f"{live_server.url}/api/v1/conferences/{room_id}/play", json={"urls": URLS},
-                             headers=headers).json()["operation_id"]
+        play_id = httpx.post(
+            f"{live_server.url}/api/v1/conferences/{room_id}/play", json={"urls": URLS}, headers=headers
+        ).json()["operation_id"]
         PlaybackOperation.objects.filter(state="playing").update(deadline_at=timezone.now())
         barrier = threading.Barrier(2)
 
@@ -276,8 +347,11 @@ def test_stop_racing_a_terminal_report_gives_one_terminal_event(live_server, ten
             thread.start()
         for thread in threads:
             thread.join(30)
-        terminal = [e for e in play_events(room_id) if e["event"] in (
-            "conference.play.finished", "conference.play.failed", "conference.play.stopped")]
+        terminal = [
+            e
+            for e in play_events(room_id)
+            if e["event"] in ("conference.play.finished", "conference.play.failed", "conference.play.stopped")
+        ]
         assert len(terminal) == _plays(room_id)  # exactly one terminal event per play so far
     assert PlaybackOperation.objects.filter(state__in=["playing", "paused"]).count() == 0
 

@@ -35,8 +35,9 @@ def test_concurrent_requests_never_both_take_the_last_slot(tenant):
     assert sorted(statuses) == [200] * 10 + [429] * 20
 
 
-@pytest.mark.skipif(not settings.CACHE_URL, reason="no Redis configured (CACHE_URL or a Redis broker): "
-                                                   "each process counts alone")
+@pytest.mark.skipif(
+    not settings.CACHE_URL, reason="no Redis configured (CACHE_URL or a Redis broker): each process counts alone"
+)
 def test_another_process_counts_in_the_same_window():
     rate = ratelimit.Rate(5, 60)
     assert all(ratelimit.hit("shared", "app-x", rate) is None for _ in range(3))
@@ -45,8 +46,13 @@ def test_another_process_counts_in_the_same_window():
         "settings.CACHES['default']['KEY_PREFIX'] = sys.argv[1]; from conferences import ratelimit;"
         "print([ratelimit.hit('shared', 'app-x', ratelimit.Rate(5, 60)) is None for _ in range(3)])"
     )
-    other = subprocess.run([sys.executable, "-c", script, settings.CACHES["default"]["KEY_PREFIX"]], check=True,
-                           capture_output=True, text=True, env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"})
+    other = subprocess.run(
+        [sys.executable, "-c", script, settings.CACHES["default"]["KEY_PREFIX"]],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"},
+    )
     assert json.loads(other.stdout.strip().splitlines()[-1].lower()) == [True, True, False]  # 4, 5, then 6 of 5
 
 
@@ -66,9 +72,16 @@ def test_failed_authentication_is_limited_per_address(client_for, tenant):
     assert other_address.status_code == 200
 
 
-@override_settings(API_RATE_LIMIT="1/minute", CACHES={"default": {
-    "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
-    "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}}})
+@override_settings(
+    API_RATE_LIMIT="1/minute",
+    CACHES={
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    },
+)
 def test_a_cache_that_is_down_limits_nothing(api, monkeypatch, caplog):
     monkeypatch.setattr(ratelimit, "_cache_down_until", 0.0)
     assert [api.get("/api/v1/conferences").status_code for _ in range(3)] == [200, 200, 200]

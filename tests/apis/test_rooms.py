@@ -48,8 +48,20 @@ def test_valid_names_are_accepted(api, name):
 @pytest.mark.parametrize(
     "name",
     ["", "A" * 65, "-lead", "_lead", "has space", " lead", "trail ", "café", "名前", "a\n", "a.b", "a/b"],
-    ids=["empty", "65-chars", "leading-dash", "leading-underscore", "space", "leading-space",
-         "trailing-space", "accent", "non-latin", "newline", "dot", "slash"],
+    ids=[
+        "empty",
+        "65-chars",
+        "leading-dash",
+        "leading-underscore",
+        "space",
+        "leading-space",
+        "trailing-space",
+        "accent",
+        "non-latin",
+        "newline",
+        "dot",
+        "slash",
+    ],
 )
 def test_invalid_names_answer_400(api, name):
     body = assert_error(create(api, name), 400, "invalid")

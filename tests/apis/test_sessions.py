@@ -41,7 +41,9 @@ def room_id(api):
 
 @pytest.fixture
 def session_uuid(tenant):
-    return create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+15551234567", session_uuid=None).session_uuid
+    return create_session(
+        actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+15551234567", session_uuid=None
+    ).session_uuid
 
 
 def command(api, session_uuid, name, **body):
@@ -82,11 +84,20 @@ def test_join_is_accepted_and_pending_until_the_engine_confirms(api, engine, ses
     assert engine(type="member.joined", session_uuid=session_uuid, room_id=room_id).status_code == 200
     member = api.get(f"/api/v1/conferences/{room_id}/members").json()[0]
     assert (member["session_uuid"], member["caller_id"], member["state"], member["muted"]) == (
-        session_uuid, "+15551234567", "joined", False)
+        session_uuid,
+        "+15551234567",
+        "joined",
+        False,
+    )
     assert member["joined_at"] is not None
-    assert events("conference.member.joined") == [{
-        "event": "conference.member.joined", "session_uuid": session_uuid, "room_id": room_id,
-        "caller_id": "+15551234567"}]
+    assert events("conference.member.joined") == [
+        {
+            "event": "conference.member.joined",
+            "session_uuid": session_uuid,
+            "room_id": room_id,
+            "caller_id": "+15551234567",
+        }
+    ]
     result = events("command.result")
     assert len(result) == 1
     assert result[0]["operation_id"] == body["operation_id"]
@@ -118,9 +129,17 @@ def test_join_while_in_a_room_answers_409_naming_it(api, session_uuid, room_id):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"room_id": 5}, {"room_id": "r", "muted": "true"}, {"room_id": "r", "muted": 1},
-     {"room_id": "r", "muted": None}, {"room_id": "r", "command_uid": "has space"},
-     {"room_id": "r", "command_uid": ""}, {"room_id": "r", "command_uid": "x" * 129}, {"room_id": "r", "command_uid": 7}],
+    [
+        {},
+        {"room_id": 5},
+        {"room_id": "r", "muted": "true"},
+        {"room_id": "r", "muted": 1},
+        {"room_id": "r", "muted": None},
+        {"room_id": "r", "command_uid": "has space"},
+        {"room_id": "r", "command_uid": ""},
+        {"room_id": "r", "command_uid": "x" * 129},
+        {"room_id": "r", "command_uid": 7},
+    ],
 )
 def test_join_validation(api, session_uuid, body):
     assert_error(command(api, session_uuid, "join", **body), 400, "invalid")
@@ -159,14 +178,25 @@ def test_leave_emits_left_removed_and_a_result(api, engine, session_uuid, room_i
     joined(api, engine, session_uuid, room_id)
     response = command(api, session_uuid, "leave", command_uid="leave-1")
     assert response.status_code == 202
-    assert events("conference.member.left") == [{
-        "event": "conference.member.left", "session_uuid": session_uuid, "room_id": room_id,
-        "reason": "removed", "caller_id": "+15551234567"}]
+    assert events("conference.member.left") == [
+        {
+            "event": "conference.member.left",
+            "session_uuid": session_uuid,
+            "room_id": room_id,
+            "reason": "removed",
+            "caller_id": "+15551234567",
+        }
+    ]
     result = events("command.result")[-1]
     assert (result["command"], result["command_uid"], result["success"]) == ("conference/leave", "leave-1", True)
     assert result["operation_id"] == response.json()["operation_id"]
     assert api.get(f"/api/v1/sessions/{session_uuid}").json() == {
-        "session_uuid": session_uuid, "caller_id": "+15551234567", "state": "active", "room_id": None, "muted": False}
+        "session_uuid": session_uuid,
+        "caller_id": "+15551234567",
+        "state": "active",
+        "room_id": None,
+        "muted": False,
+    }
     assert api.get(f"/api/v1/conferences/{room_id}").json()["member_count"] == 0
 
 
@@ -228,9 +258,17 @@ def test_kicking_a_pending_join_cancels_it(api, session_uuid, room_id):
     operation_id = command(api, session_uuid, "join", room_id=room_id, command_uid="j-1").json()["operation_id"]
     assert api.delete(f"/api/v1/conferences/{room_id}/members/{session_uuid}").status_code == 204
     assert events("conference.member.left") == []
-    assert events("command.result") == [{
-        "event": "command.result", "operation_id": operation_id, "command_uid": "j-1", "session_uuid": session_uuid,
-        "command": "conference/join", "success": False, "error": "cancelled"}]
+    assert events("command.result") == [
+        {
+            "event": "command.result",
+            "operation_id": operation_id,
+            "command_uid": "j-1",
+            "session_uuid": session_uuid,
+            "command": "conference/join",
+            "success": False,
+            "error": "cancelled",
+        }
+    ]
 
 
 def test_hang_up_removes_the_member_with_reason_hangup(api, engine, session_uuid, room_id):
@@ -287,38 +325,54 @@ def test_a_join_past_its_deadline_times_out_once(api, engine, session_uuid, room
 
 def test_ingress_refuses_a_wrong_or_missing_token(client_for):
     client = client_for(None)
-    assert_error(client.post("/api/v1/engine/events", {"type": "heartbeat"}, format="json"), 401, "authentication_failed")
+    assert_error(
+        client.post("/api/v1/engine/events", {"type": "heartbeat"}, format="json"), 401, "authentication_failed"
+    )
     client.credentials(HTTP_AUTHORIZATION="Bearer wrong")
-    assert_error(client.post("/api/v1/engine/events", {"type": "heartbeat"}, format="json"), 401, "authentication_failed")
+    assert_error(
+        client.post("/api/v1/engine/events", {"type": "heartbeat"}, format="json"), 401, "authentication_failed"
+    )
 
 
 @override_settings(ENGINE_TOKEN="")
 def test_ingress_is_closed_without_a_configured_token(client_for):
     client = client_for(None)
     client.credentials(HTTP_AUTHORIZATION="Bearer ")
-    assert_error(client.post("/api/v1/engine/events", {"type": "heartbeat"}, format="json"), 401, "authentication_failed")
+    assert_error(
+        client.post("/api/v1/engine/events", {"type": "heartbeat"}, format="json"), 401, "authentication_failed"
+    )
 
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"type": "nope"}, {"type": 3}, {"type": "session.ended"}, {"type": "session.ended", "session_uuid": 5},
-     {"type": "member.joined", "session_uuid": "x"}, {"type": "heartbeat", "node": "abc", "sessions": []},
-     {"type": "heartbeat", "node": "abcde", "sessions": "x"},
-     {"type": "session.created", "app_id": "Bad App", "caller_id": "1"},
-     {"type": "session.created", "app_id": "nobody", "caller_id": "1"},
-     {"type": "session.created", "app_id": "nobody", "caller_id": "1", "session_uuid": "not-a-session"}],
+    [
+        {},
+        {"type": "nope"},
+        {"type": 3},
+        {"type": "session.ended"},
+        {"type": "session.ended", "session_uuid": 5},
+        {"type": "member.joined", "session_uuid": "x"},
+        {"type": "heartbeat", "node": "abc", "sessions": []},
+        {"type": "heartbeat", "node": "abcde", "sessions": "x"},
+        {"type": "session.created", "app_id": "Bad App", "caller_id": "1"},
+        {"type": "session.created", "app_id": "nobody", "caller_id": "1"},
+        {"type": "session.created", "app_id": "nobody", "caller_id": "1", "session_uuid": "not-a-session"},
+    ],
 )
 def test_ingress_answers_400_to_malformed_reports(engine, body):
     assert_error(engine(**body), 400, "invalid")
 
 
-@pytest.mark.parametrize("raw", [
-    '{"type": "heartbeat", "node": "%s", "sessions": []}' % ("n" * 151),  # oversized
-    '{"type": "session.ended", "session_uuid": "abCDE-\\u0000"}',  # NUL
-    '{"type": "member.joined", "session_uuid": "\\ud800", "room_id": "r"}',  # a lone surrogate
-    '{"type": "heartbeat", "node": "abCDE", "sessions": ["\\udfff"]}',
-    '[{"type": "heartbeat"}]',  # not an object
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "heartbeat", "node": "%s", "sessions": []}' % ("n" * 151),  # oversized
+        '{"type": "session.ended", "session_uuid": "abCDE-\\u0000"}',  # NUL
+        '{"type": "member.joined", "session_uuid": "\\ud800", "room_id": "r"}',  # a lone surrogate
+        '{"type": "heartbeat", "node": "abCDE", "sessions": ["\\udfff"]}',
+        '[{"type": "heartbeat"}]',  # not an object
+    ],
+)
 def test_ingress_answers_400_to_fields_no_database_could_hold(client_for, raw):
     client = client_for(None)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {ENGINE_TOKEN}")
@@ -329,8 +383,11 @@ def test_ingress_records_only_validated_fields(client_for, session_uuid):
     client = client_for(None)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {ENGINE_TOKEN}")
     # Unknown fields (an oversized node, a number no JSON column holds) are dropped, not stored.
-    raw = ('{"type": "member.left", "session_uuid": "%s", "room_id": "nowhere", "node": "%s", "extra": 1e400}'
-           % (session_uuid, "n" * 300))
+    node = "n" * 300
+    raw = (
+        f'{{"type": "member.left", "session_uuid": "{session_uuid}", "room_id": "nowhere", '
+        f'"node": "{node}", "extra": 1e400}}'
+    )
     response = client.post("/api/v1/engine/events", raw, content_type="application/json")
     assert response.status_code == 200 and response.json()["changed"] is False
     entry = AuditEntry.objects.get(action="engine.member.left")
@@ -348,7 +405,8 @@ def test_session_created_mints_a_uuid_of_this_node(engine, tenant, settings):
     assert CallSession.objects.count() == 1
     given = "abCDE-6a1b0c52-8d0e-4c7f-9a3b-2f1e0d9c8b7a"
     assert engine(type="session.created", app_id=tenant.app.app_id, caller_id="", session_uuid=given).json() == {
-        "session_uuid": given}
+        "session_uuid": given
+    }
     assert CallSession.objects.get(session_uuid=given).node == "abCDE"
 
 
@@ -356,15 +414,22 @@ def test_heartbeat_that_no_longer_lists_a_session_orphans_it(api, engine, tenant
     kept = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="k", session_uuid=None)
     lost = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="l", session_uuid=None)
     joined(api, engine, lost.session_uuid, room_id)
-    CallSession.objects.update(created_at=timezone.now() - timedelta(seconds=5),
-                               last_seen_at=timezone.now() - timedelta(seconds=5))
+    CallSession.objects.update(
+        created_at=timezone.now() - timedelta(seconds=5), last_seen_at=timezone.now() - timedelta(seconds=5)
+    )
     # A call that started a moment ago may be newer than the list: the heartbeat spares it.
     newest = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="n", session_uuid=None)
     response = engine(type="heartbeat", node=kept.node, sessions=[kept.session_uuid])
     assert response.status_code == 200
-    assert events("conference.member.left") == [{
-        "event": "conference.member.left", "session_uuid": lost.session_uuid, "room_id": room_id,
-        "reason": "orphan", "caller_id": "l"}]
+    assert events("conference.member.left") == [
+        {
+            "event": "conference.member.left",
+            "session_uuid": lost.session_uuid,
+            "room_id": room_id,
+            "reason": "orphan",
+            "caller_id": "l",
+        }
+    ]
     assert CallSession.objects.get(pk=lost.pk).state == "ended"
     assert CallSession.objects.get(pk=kept.pk).state == "active"
     assert CallSession.objects.get(pk=newest.pk).state == "active"
@@ -393,8 +458,9 @@ def test_late_playback_reports_are_accepted_and_change_nothing(engine, room_id):
     response = engine(type="playback.finished", room_id=room_id, operation_id=late, url="https://x/a.wav")
     assert response.status_code == 200 and response.json()["changed"] is False
     assert events("conference.play.finished") == []
-    assert_error(engine(type="playback.finished", room_id=room_id, operation_id="op", url="https://x/a.wav"),
-                 400, "invalid")
+    assert_error(
+        engine(type="playback.finished", room_id=room_id, operation_id="op", url="https://x/a.wav"), 400, "invalid"
+    )
 
 
 def test_a_session_id_longer_than_any_answers_404(api):

@@ -15,8 +15,10 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"  # var
 @pytest.fixture
 def browser(request, tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
-        message = "BROWSER TEST SKIPPED: Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
-        warnings.warn(message)
+        message = (
+            "BROWSER TEST SKIPPED: Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+        )
+        warnings.warn(message, stacklevel=2)
         pytest.skip(message)
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -24,8 +26,14 @@ def browser(request, tmp_path):
 
     options = Options()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)

@@ -6,10 +6,16 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-OPERATIONS = ["conferences_create", "sessions_conference_join", "webhooks_endpoints_create",
-              "webhooks_deliveries_redeliver"]
-RECORD_BLOCKED = ("window.blocked = []; document.addEventListener('securitypolicyviolation', "
-                  "event => window.blocked.push(event.blockedURI));")
+OPERATIONS = [
+    "conferences_create",
+    "sessions_conference_join",
+    "webhooks_endpoints_create",
+    "webhooks_deliveries_redeliver",
+]
+RECORD_BLOCKED = (
+    "window.blocked = []; document.addEventListener('securitypolicyviolation', "
+    "event => window.blocked.push(event.blockedURI));"
+)
 
 
 def test_the_docs_page_lists_the_operations_and_fetches_nothing_from_outside(live_server, browser):

@@ -5,9 +5,9 @@ conference.member.left webhook (delivered by a real worker)."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
+from rest_framework.test import APIClient
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
 from conferences.actors import Actor
@@ -29,8 +29,9 @@ def call_in_a_room(celery_worker, receiver):
     session = create_session(actor=ENGINE, app_id="browser-app", caller_id="+15550003", session_uuid=None)
     api = APIClient()
     api.credentials(HTTP_X_APP_ID="browser-app", HTTP_X_API_KEY=created.api_key)
-    joining = api.post(f"/api/v1/sessions/{session.session_uuid}/commands/conference/join", {"room_id": room.room_id},
-                       format="json")
+    joining = api.post(
+        f"/api/v1/sessions/{session.session_uuid}/commands/conference/join", {"room_id": room.room_id}, format="json"
+    )
     assert joining.status_code == 202, joining.content
     assert members.confirm_join(actor=ENGINE, session_uuid=session.session_uuid, room_id=room.room_id)
     receiver.wait_for(lambda got: any(r.json["event"] == "conference.member.joined" for r in got))
@@ -63,7 +64,7 @@ def test_support_kicks_a_member_and_sees_it_on_the_timeline(live_server, browser
     wait.until(lambda page: f"kicked from {room.room_id}" in page.find_element(By.CSS_SELECTOR, "ul.messagelist").text)
 
     browser.get(f"{live_server.url}/admin/conferences/room/{room.pk}/change/")
-    browser.find_element(By.CSS_SELECTOR, ".object-tools a[href$=\"/timeline/\"]").click()
+    browser.find_element(By.CSS_SELECTOR, '.object-tools a[href$="/timeline/"]').click()
     rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#timeline tbody tr")]
     assert any("member.end" in row and "staff: sam-support" in row for row in rows), rows
     assert any("conference.member.left" in row for row in rows), rows
@@ -71,5 +72,9 @@ def test_support_kicks_a_member_and_sees_it_on_the_timeline(live_server, browser
     got = receiver.wait_for(lambda got: any(r.json["event"] == "conference.member.left" for r in got))
     left = next(r for r in got if r.json["event"] == "conference.member.left")
     assert Webhook(secret).verify(left.body, left.headers) == {
-        "event": "conference.member.left", "room_id": room.room_id, "session_uuid": session.session_uuid,
-        "caller_id": "+15550003", "reason": "removed"}
+        "event": "conference.member.left",
+        "room_id": room.room_id,
+        "session_uuid": session.session_uuid,
+        "caller_id": "+15550003",
+        "reason": "removed",
+    }

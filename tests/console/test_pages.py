@@ -2,10 +2,10 @@
 for; the timelines tell a room's and a session's story in time order, page by page."""
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.contrib import admin
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conferences import timeline
@@ -27,8 +27,9 @@ def story(tenant, api):
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
         endpoint = create_endpoint(actor=Actor.system("tests"), app=tenant.app, url="http://127.0.0.1:9/hook")
     room_id = api.post("/api/v1/conferences", {"name": "story"}, format="json").json()["room_id"]
-    session_uuid = create_session(actor=ENGINE, app_id=tenant.app.app_id, caller_id="+15550002",
-                                  session_uuid=None).session_uuid
+    session_uuid = create_session(
+        actor=ENGINE, app_id=tenant.app.app_id, caller_id="+15550002", session_uuid=None
+    ).session_uuid
     api.post(f"/api/v1/sessions/{session_uuid}/commands/conference/join", {"room_id": room_id}, format="json")
     members.confirm_join(actor=ENGINE, session_uuid=session_uuid, room_id=room_id)
     api.post(f"/api/v1/sessions/{session_uuid}/commands/conference/mute", {}, format="json")
@@ -71,11 +72,14 @@ def test_the_room_page_shows_members_playback_and_links(support, story):
     assert f"/admin/conferences/auditentry/?q={room.room_id}" in page
 
 
-@pytest.mark.parametrize("model, query, expected", [
-    ("auditentry", {"actor_kind__exact": "engine"}, {"member.joined", "session.create"}),
-    ("auditentry", {"action": "conference/mute"}, {"conference/mute"}),
-    ("auditentry", {"outcome": "name_taken"}, {"conference.create"}),
-])
+@pytest.mark.parametrize(
+    "model, query, expected",
+    [
+        ("auditentry", {"actor_kind__exact": "engine"}, {"member.joined", "session.create"}),
+        ("auditentry", {"action": "conference/mute"}, {"conference/mute"}),
+        ("auditentry", {"outcome": "name_taken"}, {"conference.create"}),
+    ],
+)
 def test_history_filters(support, story, api, model, query, expected):
     assert api.post("/api/v1/conferences", {"name": "story"}, format="json").status_code == 409  # name_taken
     listed = support.get(f"/admin/conferences/{model}/", query)
@@ -98,19 +102,38 @@ def test_counts_are_capped(support, story, monkeypatch):
 def test_the_room_timeline_explains_a_late_webhook(support, story):
     room, session, delivery = story
     page = support.get(f"/admin/conferences/room/{room.pk}/timeline/").content.decode()
-    for text in ("conference.created", "conference.member.joined", "conference.member.muted", "conference.play.started",
-                 "conference.create", "member.joined", f"/admin/conferences/delivery/{delivery.pk}/change/",
-                 "attempt 1", "timed out", "attempt 2", "204", "10000 ms"):
+    for text in (
+        "conference.created",
+        "conference.member.joined",
+        "conference.member.muted",
+        "conference.play.started",
+        "conference.create",
+        "member.joined",
+        f"/admin/conferences/delivery/{delivery.pk}/change/",
+        "attempt 1",
+        "timed out",
+        "attempt 2",
+        "204",
+        "10000 ms",
+    ):
         assert text in page, text
-    assert page.index("conference.created") < page.index("conference.member.joined") < page.index(
-        "conference.play.started")
+    assert (
+        page.index("conference.created")
+        < page.index("conference.member.joined")
+        < page.index("conference.play.started")
+    )
 
 
 def test_the_session_timeline_has_its_results_member_events_and_history(support, story):
     room, session, _ = story
     page = support.get(f"/admin/conferences/callsession/{session.pk}/timeline/").content.decode()
-    for text in ("command.result", "conference.member.joined", "conference.member.muted", "session.create",
-                 "conference/join"):
+    for text in (
+        "command.result",
+        "conference.member.joined",
+        "conference.member.muted",
+        "session.create",
+        "conference/join",
+    ):
         assert text in page, text
     assert "conference.play.started" not in page and "conference.created" not in page  # the room's, not its
 
@@ -122,7 +145,9 @@ def test_timeline_pages_cover_everything_once_in_time_order(story, newest_first)
     everything = sorted(
         [("event", e.created_at, e.pk) for e in Event.objects.filter(room=room)]
         + [("history", a.occurred_at, a.pk) for a in AuditEntry.objects.filter(room_id=room.room_id)],
-        key=lambda row: (row[1], row[2]), reverse=newest_first)
+        key=lambda row: (row[1], row[2]),
+        reverse=newest_first,
+    )
     assert len(everything) > 6
     seen, cursor = [], None
     while True:
@@ -142,10 +167,17 @@ def test_timeline_pages_skip_nothing_when_clocks_disagree(story):
     room, _, _ = story
     earliest = AuditEntry.objects.filter(room_id=room.room_id).order_by("id").first().occurred_at
     for _ in range(3):
-        AuditEntry.objects.create(occurred_at=earliest, actor_kind="system", actor="skewed", action="skewed",
-                                  outcome="ok", room_id=room.room_id)
+        AuditEntry.objects.create(
+            occurred_at=earliest,
+            actor_kind="system",
+            actor="skewed",
+            action="skewed",
+            outcome="ok",
+            room_id=room.room_id,
+        )
     expected = {("event", pk) for pk in Event.objects.filter(room=room).values_list("pk", flat=True)} | {
-        ("history", pk) for pk in AuditEntry.objects.filter(room_id=room.room_id).values_list("pk", flat=True)}
+        ("history", pk) for pk in AuditEntry.objects.filter(room_id=room.room_id).values_list("pk", flat=True)
+    }
     for newest_first in (False, True):
         seen, cursor = [], None
         while True:
@@ -164,13 +196,22 @@ def test_room_page_and_timeline_queries_do_not_grow_with_members(support, story,
             assert support.get(url).status_code == 200
         return len(captured)
 
-    pages = [f"/admin/conferences/room/{room.pk}/change/", f"/admin/conferences/room/{room.pk}/timeline/",
-             "/admin/conferences/room/", "/admin/conferences/member/"]
+    pages = [
+        f"/admin/conferences/room/{room.pk}/change/",
+        f"/admin/conferences/room/{room.pk}/timeline/",
+        "/admin/conferences/room/",
+        "/admin/conferences/member/",
+    ]
     before = [queries(url) for url in pages]
     for number in range(10):
-        session = create_session(actor=ENGINE, app_id=tenant.app.app_id, caller_id=f"+1555010{number}", session_uuid=None)
-        api.post(f"/api/v1/sessions/{session.session_uuid}/commands/conference/join", {"room_id": room.room_id},
-                 format="json")
+        session = create_session(
+            actor=ENGINE, app_id=tenant.app.app_id, caller_id=f"+1555010{number}", session_uuid=None
+        )
+        api.post(
+            f"/api/v1/sessions/{session.session_uuid}/commands/conference/join",
+            {"room_id": room.room_id},
+            format="json",
+        )
         members.confirm_join(actor=ENGINE, session_uuid=session.session_uuid, room_id=room.room_id)
     assert [queries(url) for url in pages] == before
 

@@ -23,16 +23,24 @@ def endpoint(tenant):
 
 
 def action(client, model, name, *objects):
-    return client.post(f"/admin/conferences/{model}/", {"action": name, "_selected_action": [o.pk for o in objects]},
-                       follow=True)
+    return client.post(
+        f"/admin/conferences/{model}/", {"action": name, "_selected_action": [o.pk for o in objects]}, follow=True
+    )
 
 
 def test_the_support_group_holds_views_and_the_console_actions_only(support_user):
     codenames = set(support_user.get_all_permissions())
-    assert {"conferences.kick_member", "conferences.mute_member", "conferences.hang_up_session",
-            "conferences.stop_playback", "conferences.destroy_room", "conferences.redeliver_delivery",
-            "conferences.recover_endpoint", "conferences.disable_endpoint",
-            "django_celery_beat.change_periodictask"} <= codenames
+    assert {
+        "conferences.kick_member",
+        "conferences.mute_member",
+        "conferences.hang_up_session",
+        "conferences.stop_playback",
+        "conferences.destroy_room",
+        "conferences.redeliver_delivery",
+        "conferences.recover_endpoint",
+        "conferences.disable_endpoint",
+        "django_celery_beat.change_periodictask",
+    } <= codenames
     assert "conferences.view_auditentry" in codenames and "conferences.view_app" in codenames
     assert not {c for c in codenames if c.split(".")[1].startswith(("add_", "delete_"))}
     assert {c for c in codenames if c.split(".")[1].startswith("change_")} == {"django_celery_beat.change_periodictask"}
@@ -42,9 +50,13 @@ def test_support_sees_every_page_but_no_secret_or_key_hash(support, tenant, endp
     index = support.get("/admin/").content.decode()
     assert "Conference control plane" in index and "Django administration" not in index
     api_key = ApiKey.objects.get(app=tenant.app)
-    for url in [f"/admin/conferences/webhookendpoint/{endpoint.pk}/change/", "/admin/conferences/webhookendpoint/",
-                f"/admin/conferences/apikey/{api_key.pk}/change/", f"/admin/conferences/app/{tenant.app.pk}/change/",
-                "/admin/conferences/auditentry/"]:
+    for url in [
+        f"/admin/conferences/webhookendpoint/{endpoint.pk}/change/",
+        "/admin/conferences/webhookendpoint/",
+        f"/admin/conferences/apikey/{api_key.pk}/change/",
+        f"/admin/conferences/app/{tenant.app.pk}/change/",
+        "/admin/conferences/auditentry/",
+    ]:
         page = support.get(url)
         assert page.status_code == 200, url
         body = page.content.decode()
@@ -95,8 +107,9 @@ def test_a_view_only_user_runs_no_action(client, tenant, endpoint):
 
 
 def test_superusers_create_apps_and_keys_shown_once(superuser_client, tenant, endpoint, client_for):
-    created = superuser_client.post("/admin/conferences/app/add/", {"app_id": "acme", "name": "Acme",
-                                                                    "webhook_url": ""}, follow=True)
+    created = superuser_client.post(
+        "/admin/conferences/app/add/", {"app_id": "acme", "name": "Acme", "webhook_url": ""}, follow=True
+    )
     shown = [str(m) for m in created.context["messages"] if "API key" in str(m)]
     assert len(shown) == 1
     plain_key = shown[0].split("API key ")[1].split(".")[0]
@@ -105,8 +118,9 @@ def test_superusers_create_apps_and_keys_shown_once(superuser_client, tenant, en
     entry = AuditEntry.objects.get(action="app.create", app_id="acme")
     assert (entry.actor_kind, entry.actor) == ("staff", "root-admin")
 
-    refused = superuser_client.post("/admin/conferences/app/add/", {"app_id": "Bad Id", "name": "x",
-                                                                    "webhook_url": "http://127.0.0.1/hook"})
+    refused = superuser_client.post(
+        "/admin/conferences/app/add/", {"app_id": "Bad Id", "name": "x", "webhook_url": "http://127.0.0.1/hook"}
+    )
     assert refused.status_code == 200 and not App.objects.filter(name="x").exists()
     assert "errorlist" in refused.content.decode()
 
@@ -126,10 +140,25 @@ def test_superusers_create_apps_and_keys_shown_once(superuser_client, tenant, en
 
 
 def periodic_task_form(periodic: PeriodicTask, **changes) -> dict:
-    form = {"name": periodic.name, "regtask": "", "task": periodic.task, "enabled": "on" if periodic.enabled else "",
-            "interval": periodic.interval_id or "", "args": periodic.args, "kwargs": periodic.kwargs, "queue": "",
-            "exchange": "", "routing_key": "", "headers": "{}", "priority": "", "expire_seconds": "",
-            "description": "", "start_time_0": "", "start_time_1": "", "one_off": ""}
+    form = {
+        "name": periodic.name,
+        "regtask": "",
+        "task": periodic.task,
+        "enabled": "on" if periodic.enabled else "",
+        "interval": periodic.interval_id or "",
+        "args": periodic.args,
+        "kwargs": periodic.kwargs,
+        "queue": "",
+        "exchange": "",
+        "routing_key": "",
+        "headers": "{}",
+        "priority": "",
+        "expire_seconds": "",
+        "description": "",
+        "start_time_0": "",
+        "start_time_1": "",
+        "one_off": "",
+    }
     form.update(changes)
     return {key: value for key, value in form.items() if value is not False}
 
@@ -138,8 +167,10 @@ def test_support_tunes_a_periodic_task_but_not_what_it_runs(support, superuser_c
     task = PeriodicTask.objects.get(name="Orphan sessions")
     slower, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
     url = f"/admin/django_celery_beat/periodictask/{task.pk}/change/"
-    response = support.post(url, periodic_task_form(task, enabled="", interval=slower.pk,
-                                                    task="conferences.tasks.prune_history", args='["x"]'))
+    response = support.post(
+        url,
+        periodic_task_form(task, enabled="", interval=slower.pk, task="conferences.tasks.prune_history", args='["x"]'),
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     tuned = PeriodicTask.objects.get(pk=task.pk)
     assert (tuned.enabled, tuned.interval_id) == (False, slower.pk)
@@ -155,12 +186,18 @@ def test_support_tunes_a_periodic_task_but_not_what_it_runs(support, superuser_c
 
 def test_endpoint_urls_are_shown_without_their_query(superuser_client):
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-        created = superuser_client.post("/admin/conferences/app/add/", {
-            "app_id": "tokened", "name": "T", "webhook_url": "http://127.0.0.1:9/hook?token=s3cr3t"}, follow=True)
+        created = superuser_client.post(
+            "/admin/conferences/app/add/",
+            {"app_id": "tokened", "name": "T", "webhook_url": "http://127.0.0.1:9/hook?token=s3cr3t"},
+            follow=True,
+        )
     assert created.status_code == 200
     endpoint = WebhookEndpoint.objects.get(app__app_id="tokened")
-    for url in ("/admin/conferences/webhookendpoint/", f"/admin/conferences/webhookendpoint/{endpoint.pk}/change/",
-                f"/admin/conferences/app/{endpoint.app.pk}/change/"):
+    for url in (
+        "/admin/conferences/webhookendpoint/",
+        f"/admin/conferences/webhookendpoint/{endpoint.pk}/change/",
+        f"/admin/conferences/app/{endpoint.app.pk}/change/",
+    ):
         page = superuser_client.get(url).content.decode()
         assert "http://127.0.0.1:9/hook" in page and "s3cr3t" not in page, url
     assert "s3cr3t" not in str(list(AuditEntry.objects.values_list("request", flat=True)))
@@ -172,4 +209,5 @@ def test_superusers_enable_an_app_again(superuser_client, tenant, client_for):
     assert [str(m) for m in enabled.context["messages"]] == [f"{tenant.app.app_id}: enabled."]
     assert client_for(tenant).get("/api/v1/conferences").status_code == 200
     assert list(AuditEntry.objects.filter(action__startswith="app.e").values_list("action", "actor")) == [
-        ("app.enable", "root-admin")]
+        ("app.enable", "root-admin")
+    ]

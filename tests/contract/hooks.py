@@ -10,7 +10,7 @@ the schema allows are changed, into ones the server takes, so a negative case st
   as an hour ago.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import schemathesis
 
@@ -27,7 +27,7 @@ def before_call(context, case, kwargs):
         since = body.get("since")
         declared_form = isinstance(since, str) and Rfc3339Field._FORM.fullmatch(since)
         if case.operation.path.endswith("/recover") and declared_form:
-            case.body = {**body, "since": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}
+            case.body = {**body, "since": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}
     query = case.query
     if query and isinstance(query.get("cursor"), str) and "\x00" not in query["cursor"]:
         case.query = {key: value for key, value in query.items() if key != "cursor"}

@@ -25,11 +25,28 @@ def test_schemathesis_finds_no_failure(live_server, tenant, tmp_path):
     # The SSRF rule depends on what names resolve to, which no schema states: allowed here.
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True, MEDIA_ALLOW_PRIVATE=True):
         completed = subprocess.run(
-            [str(cli), "run", f"{live_server.url}/api/v1/schema", "--checks", "all",
-             "-H", f"X-App-ID: {tenant.app.app_id}", "-H", f"X-API-Key: {tenant.api_key}",
-             "--max-examples", str(MAX_EXAMPLES), "--seed", "1", "--exclude-path", "/api/v1/engine/events",
-             "--no-color"],
-            capture_output=True, text=True, timeout=900, cwd=tmp_path,
+            [
+                str(cli),
+                "run",
+                f"{live_server.url}/api/v1/schema",
+                "--checks",
+                "all",
+                "-H",
+                f"X-App-ID: {tenant.app.app_id}",
+                "-H",
+                f"X-API-Key: {tenant.api_key}",
+                "--max-examples",
+                str(MAX_EXAMPLES),
+                "--seed",
+                "1",
+                "--exclude-path",
+                "/api/v1/engine/events",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
             env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract.hooks", "PYTHONPATH": str(ROOT)},
         )
     print(completed.stdout[-1200:])  # the summary, shown with -s

@@ -88,7 +88,6 @@ def _percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-
 def _create_rooms_timed(app, count: int, prefix: str) -> dict[str, float]:
     """room_id → when its conference.created was committed (monotonic)."""
     committed = {}
@@ -136,7 +135,9 @@ def test_a_dead_endpoint_with_a_thousand_pending_deliveries_does_not_delay_anoth
         latencies = [request.at - committed[request.json["room_id"]] for request in received]
         assert max(latencies) < 1.0, " ".join(f"{x:.2f}" for x in latencies)
         # Meanwhile the dead endpoint had no more than its cap in flight.
-        in_flight = Delivery.objects.filter(endpoint__app=dead_app, status="pending", lease_expires_at__gt=timezone.now())
+        in_flight = Delivery.objects.filter(
+            endpoint__app=dead_app, status="pending", lease_expires_at__gt=timezone.now()
+        )
         assert in_flight.count() <= settings.WEBHOOK_ENDPOINT_CONCURRENCY
         finished = DeliveryAttempt.objects.filter(delivery__endpoint__app=dead_app, duration_ms__isnull=False)
         assert set(finished.values_list("error", flat=True)) == {"timeout after 2 s"}  # it held its slots
@@ -162,8 +163,9 @@ def test_per_room_order_holds_under_four_workers_and_random_failures(make_tenant
             for room in rooms:
                 with transaction.atomic():
                     locked = lock_live_room(app=app, room_id=room.room_id)
-                    record_event(app=app, room=locked,
-                                 payload=webhook_events.play_stopped(locked, f"op-{round_number}"))
+                    record_event(
+                        app=app, room=locked, payload=webhook_events.play_stopped(locked, f"op-{round_number}")
+                    )
         for room in rooms:
             destroy_room(actor=SYSTEM, app=app, room_id=room.room_id)
         total = rooms_count * (plays + 2)

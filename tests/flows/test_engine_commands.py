@@ -39,15 +39,27 @@ def engine():
 
 @pytest.fixture
 def engine_env(engine) -> dict:
-    return {"ENGINE": "http", "ENGINE_URL": engine.url, "ENGINE_TOKEN": "ingress-token", "ENGINE_SECRET": SECRET,
-            "ENGINE_TIMEOUT_SECONDS": "1", "ENGINE_RETRY_SCHEDULE": "0.2,0.2,0.2,0.2,0.2",
-            "JOIN_TIMEOUT_SECONDS": "30"}
+    return {
+        "ENGINE": "http",
+        "ENGINE_URL": engine.url,
+        "ENGINE_TOKEN": "ingress-token",
+        "ENGINE_SECRET": SECRET,
+        "ENGINE_TIMEOUT_SECONDS": "1",
+        "ENGINE_RETRY_SCHEDULE": "0.2,0.2,0.2,0.2,0.2",
+        "JOIN_TIMEOUT_SECONDS": "30",
+    }
 
 
 @pytest.fixture(autouse=True)
 def like_the_worker(engine):
-    with override_settings(ENGINE="http", ENGINE_URL=engine.url, ENGINE_SECRET=SECRET, ENGINE_TIMEOUT_SECONDS=1,
-                           ENGINE_RETRY_SCHEDULE=[0.2] * 5, JOIN_TIMEOUT_SECONDS=30):
+    with override_settings(
+        ENGINE="http",
+        ENGINE_URL=engine.url,
+        ENGINE_SECRET=SECRET,
+        ENGINE_TIMEOUT_SECONDS=1,
+        ENGINE_RETRY_SCHEDULE=[0.2] * 5,
+        JOIN_TIMEOUT_SECONDS=30,
+    ):
         _engine.cache_clear()
         yield
         _engine.cache_clear()
@@ -76,16 +88,26 @@ def accept_burst(tenant, rooms_and_sessions) -> dict[str, list[tuple]]:
     """Join, mute, unmute, kick and play on each room, interleaved across rooms, as the API
     and the engine's join confirmation would; returns what each room's engine must get."""
     steps = [
-        lambda room, session: members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid,
-                                           room_id=room.room_id, muted=False, command_uid="join"),
-        lambda room, session: members.confirm_join(actor=Actor.engine(session.node),
-                                                   session_uuid=session.session_uuid, room_id=room.room_id),
-        lambda room, session: members.set_muted(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid,
-                                                muted=True, command_uid="mute"),
-        lambda room, session: members.set_muted(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid,
-                                                muted=False, command_uid="unmute"),
-        lambda room, session: members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id,
-                                           session_uuid=session.session_uuid),
+        lambda room, session: members.join(
+            actor=SYSTEM,
+            app=tenant.app,
+            session_uuid=session.session_uuid,
+            room_id=room.room_id,
+            muted=False,
+            command_uid="join",
+        ),
+        lambda room, session: members.confirm_join(
+            actor=Actor.engine(session.node), session_uuid=session.session_uuid, room_id=room.room_id
+        ),
+        lambda room, session: members.set_muted(
+            actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, muted=True, command_uid="mute"
+        ),
+        lambda room, session: members.set_muted(
+            actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, muted=False, command_uid="unmute"
+        ),
+        lambda room, session: members.kick(
+            actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=session.session_uuid
+        ),
         lambda room, session: playback.play(actor=SYSTEM, app=tenant.app, room_id=room.room_id, urls=[URL]),
     ]
     for step in steps:
@@ -101,8 +123,10 @@ def accept_burst(tenant, rooms_and_sessions) -> dict[str, list[tuple]]:
 @pytest.fixture
 def rooms_and_sessions(tenant):
     return [
-        (create_room(actor=SYSTEM, app=tenant.app, name=f"burst{n}"),
-         create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id=f"+{n}", session_uuid=None))
+        (
+            create_room(actor=SYSTEM, app=tenant.app, name=f"burst{n}"),
+            create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id=f"+{n}", session_uuid=None),
+        )
         for n in range(3)
     ]
 
@@ -118,7 +142,8 @@ def assert_each_room_got_its_commands_in_order_once(engine, expected: dict) -> N
 
 
 def test_a_burst_accepted_while_no_worker_runs_reaches_the_engine_in_order_once_each(
-        tenant, rooms_and_sessions, engine, start_worker):
+    tenant, rooms_and_sessions, engine, start_worker
+):
     expected = accept_burst(tenant, rooms_and_sessions)
     assert engine.received == [] and EngineCommand.objects.filter(status="pending").count() == 15
 
@@ -129,7 +154,8 @@ def test_a_burst_accepted_while_no_worker_runs_reaches_the_engine_in_order_once_
 
 
 def test_an_engine_that_fails_three_times_then_recovers_gets_everything_in_order(
-        tenant, rooms_and_sessions, engine, start_worker):
+    tenant, rooms_and_sessions, engine, start_worker
+):
     failures = {"left": 3}
     lock = threading.Lock()
 
@@ -154,7 +180,8 @@ def test_an_engine_that_fails_three_times_then_recovers_gets_everything_in_order
 
 
 def test_a_burst_during_a_broker_outage_reaches_the_engine_once_the_broker_returns(
-        tenant, rooms_and_sessions, engine, engine_env, start_worker, tmp_path, monkeypatch):
+    tenant, rooms_and_sessions, engine, engine_env, start_worker, tmp_path, monkeypatch
+):
     broker = PrivateRedis(tmp_path)
     try:
         broker.publish_here(monkeypatch)
@@ -175,8 +202,7 @@ def test_a_burst_during_a_broker_outage_reaches_the_engine_once_the_broker_retur
         broker.stop()
 
 
-def test_a_command_cut_off_by_a_killed_worker_completes_once_and_its_room_waits_for_it(
-        tenant, engine, start_worker):
+def test_a_command_cut_off_by_a_killed_worker_completes_once_and_its_room_waits_for_it(tenant, engine, start_worker):
     arrived, release = threading.Event(), threading.Event()
 
     def answer(request):
@@ -244,8 +270,14 @@ def test_reconciliation_repairs_drift_both_ways(tenant, engine):
     lingering = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+2", session_uuid=None)
     for session in (lost, lingering):
         with transaction.atomic():
-            members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, room_id=room.room_id,
-                         muted=False, command_uid="j")
+            members.join(
+                actor=SYSTEM,
+                app=tenant.app,
+                session_uuid=session.session_uuid,
+                room_id=room.room_id,
+                muted=False,
+                command_uid="j",
+            )
         members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
     members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=lingering.session_uuid)
     assert send_queued_commands() == ["join"]  # one at a time per room
@@ -255,10 +287,13 @@ def test_reconciliation_repairs_drift_both_ways(tenant, engine):
     CallSession.objects.update(created_at=long_ago(), last_seen_at=long_ago())
     Member.objects.filter(state="left").update(ended_at=long_ago())
     EngineCommand.objects.update(completed_at=long_ago())
-    live_sessions_answer(engine, lambda: {
-        "node": settings.NODE_HASH,
-        "sessions": [{"session_uuid": lingering.session_uuid, "room_id": room.room_id}],
-    })
+    live_sessions_answer(
+        engine,
+        lambda: {
+            "node": settings.NODE_HASH,
+            "sessions": [{"session_uuid": lingering.session_uuid, "room_id": room.room_id}],
+        },
+    )
 
     assert reconcile.reconcile() == {"orphaned": 1, "kicked": 1, "destroyed": 0}
 
@@ -266,8 +301,11 @@ def test_reconciliation_repairs_drift_both_ways(tenant, engine):
     assert lost.state == "ended"
     assert Member.objects.get(session=lost).end_reason == "orphan"
     repair = AuditEntry.objects.get(action="reconcile.kick")
-    assert (repair.actor, repair.room_id, repair.session_uuid) == ("reconciliation", room.room_id,
-                                                                 lingering.session_uuid)
+    assert (repair.actor, repair.room_id, repair.session_uuid) == (
+        "reconciliation",
+        room.room_id,
+        lingering.session_uuid,
+    )
     # Asked again before the repair is sent: the engine's answer predates it, nothing twice.
     assert reconcile.reconcile() == {"orphaned": 0, "kicked": 0, "destroyed": 0}
 
@@ -280,8 +318,10 @@ def test_reconciliation_repairs_drift_both_ways(tenant, engine):
         for session in (lost, lingering)
     ]
     # The engine carried out the kick: the call is still up, in no room. Nothing left to repair.
-    live_sessions_answer(engine, lambda: {
-        "node": settings.NODE_HASH, "sessions": [{"session_uuid": lingering.session_uuid, "room_id": None}]})
+    live_sessions_answer(
+        engine,
+        lambda: {"node": settings.NODE_HASH, "sessions": [{"session_uuid": lingering.session_uuid, "room_id": None}]},
+    )
     assert reconcile.reconcile() == {"orphaned": 0, "kicked": 0, "destroyed": 0}
 
 

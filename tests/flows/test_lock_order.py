@@ -42,10 +42,22 @@ def run_together(*calls):
 
 def joined_member(tenant, room):
     session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
-    run_command(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, command="conference/join",
-                command_uid=None, request={},
-                perform=lambda uid: members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid,
-                                                 room_id=room.room_id, muted=False, command_uid=uid))
+    run_command(
+        actor=SYSTEM,
+        app=tenant.app,
+        session_uuid=session.session_uuid,
+        command="conference/join",
+        command_uid=None,
+        request={},
+        perform=lambda uid: members.join(
+            actor=SYSTEM,
+            app=tenant.app,
+            session_uuid=session.session_uuid,
+            room_id=room.room_id,
+            muted=False,
+            command_uid=uid,
+        ),
+    )
     members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
     return session
 
@@ -55,7 +67,10 @@ def test_hang_up_and_room_deletion(tenant, round_number):
     room = create_room(actor=SYSTEM, app=tenant.app, name=f"r{round_number}")
     sessions = [joined_member(tenant, room) for _ in range(3)]
     errors = run_together(
-        *(lambda s=s: members.end_session(actor=SYSTEM, session_uuid=s.session_uuid, reason="hangup") for s in sessions),
+        *(
+            lambda s=s: members.end_session(actor=SYSTEM, session_uuid=s.session_uuid, reason="hangup")
+            for s in sessions
+        ),
         lambda: destroy_room(actor=SYSTEM, app=tenant.app, room_id=room.room_id),
     )
     assert errors == []
@@ -68,16 +83,24 @@ def test_mute_and_kick(tenant, round_number):
 
     def mute():
         try:
-            run_command(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, command="conference/mute",
-                        command_uid=None, request={},
-                        perform=lambda uid: members.set_muted(actor=SYSTEM, app=tenant.app,
-                                                              session_uuid=session.session_uuid, muted=True,
-                                                              command_uid=uid))
+            run_command(
+                actor=SYSTEM,
+                app=tenant.app,
+                session_uuid=session.session_uuid,
+                command="conference/mute",
+                command_uid=None,
+                request={},
+                perform=lambda uid: members.set_muted(
+                    actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, muted=True, command_uid=uid
+                ),
+            )
         except members.Conflict:
             pass  # kicked first: not in a conference
 
-    errors = run_together(mute, lambda: members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id,
-                                                      session_uuid=session.session_uuid))
+    errors = run_together(
+        mute,
+        lambda: members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=session.session_uuid),
+    )
     assert errors == []
 
 
@@ -91,10 +114,22 @@ def test_watchdog_and_join_confirmation_in_one_room(tenant, round_number):
 
     room = create_room(actor=SYSTEM, app=tenant.app, name=f"w{round_number}")
     session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
-    run_command(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, command="conference/join",
-                command_uid=None, request={},
-                perform=lambda uid: members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid,
-                                                 room_id=room.room_id, muted=False, command_uid=uid))
+    run_command(
+        actor=SYSTEM,
+        app=tenant.app,
+        session_uuid=session.session_uuid,
+        command="conference/join",
+        command_uid=None,
+        request={},
+        perform=lambda uid: members.join(
+            actor=SYSTEM,
+            app=tenant.app,
+            session_uuid=session.session_uuid,
+            room_id=room.room_id,
+            muted=False,
+            command_uid=uid,
+        ),
+    )
     playback.play(actor=SYSTEM, app=tenant.app, room_id=room.room_id, urls=["https://x/a.wav"])
     PlaybackOperation.objects.update(deadline_at=timezone.now() - timedelta(seconds=1))
     errors = run_together(

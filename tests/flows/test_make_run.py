@@ -26,7 +26,9 @@ def free_port() -> str:
 
 
 def test_make_run_serves_the_printed_credentials():
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     port = free_port()
     env["PORT"] = port
     process = subprocess.Popen(
@@ -64,8 +66,10 @@ def test_make_run_serves_the_printed_credentials():
 
         def inbox_lists_the_room_created_and_verified() -> bool:
             page = httpx.get(f"{base}/dev/inbox/", timeout=10).text
-            return any(room_id in row and "conference.created" in row and "<td>verified</td>" in row
-                       for row in page.split("<tr>"))
+            return any(
+                room_id in row and "conference.created" in row and "<td>verified</td>" in row
+                for row in page.split("<tr>")
+            )
 
         eventually(inbox_lists_the_room_created_and_verified, timeout=30)
     finally:

@@ -11,8 +11,10 @@ from django.utils import timezone
 from conferences.models import Event, PlaybackOperation
 from conferences.services import playback
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.usefixtures("celery_worker", "celery_beat", "like_the_worker", "short_timeout")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("celery_worker", "celery_beat", "like_the_worker", "short_timeout"),
+]
 
 TIMEOUT = 4  # seconds; the sim reports progress every 3 s, so long files outlive it
 
@@ -44,8 +46,11 @@ def play(api, room_id, *urls):
 
 
 def terminal(received):
-    return [r.json for r in received if r.json["event"] in (
-        "conference.play.finished", "conference.play.failed", "conference.play.stopped")]
+    return [
+        r.json
+        for r in received
+        if r.json["event"] in ("conference.play.finished", "conference.play.failed", "conference.play.stopped")
+    ]
 
 
 def test_files_play_one_after_another_and_finish(http, receiver):
@@ -53,8 +58,9 @@ def test_files_play_one_after_another_and_finish(http, receiver):
     urls = ["https://cdn.example.com/a.wav#duration=0.3", "https://cdn.example.com/b.wav#duration=0.3"]
     operation_id = play(api, room_id, *urls)
     received = receiver.wait_for(lambda r: terminal(r), timeout=10)
-    assert terminal(received) == [{"event": "conference.play.finished", "room_id": room_id,
-                                   "operation_id": operation_id, "urls": [urls[1]]}]
+    assert terminal(received) == [
+        {"event": "conference.play.finished", "room_id": room_id, "operation_id": operation_id, "urls": [urls[1]]}
+    ]
     assert api.get(f"/api/v1/conferences/{room_id}").json()["playback_status"] == "stopped"
 
 
@@ -63,8 +69,15 @@ def test_a_file_failure_fails_the_play(http, receiver):
     url = "https://cdn.example.com/broken.wav#error&duration=0.2"
     operation_id = play(api, room_id, url)
     received = receiver.wait_for(lambda r: terminal(r), timeout=10)
-    assert terminal(received) == [{"event": "conference.play.failed", "room_id": room_id,
-                                   "operation_id": operation_id, "urls": [url], "error": "playback_error"}]
+    assert terminal(received) == [
+        {
+            "event": "conference.play.failed",
+            "room_id": room_id,
+            "operation_id": operation_id,
+            "urls": [url],
+            "error": "playback_error",
+        }
+    ]
 
 
 def test_a_long_file_is_kept_alive_by_progress(http, receiver):
@@ -72,8 +85,9 @@ def test_a_long_file_is_kept_alive_by_progress(http, receiver):
     url = "https://cdn.example.com/long.wav#duration=7"
     operation_id = play(api, room_id, url)
     received = receiver.wait_for(lambda r: terminal(r), timeout=15)
-    assert terminal(received) == [{"event": "conference.play.finished", "room_id": room_id,
-                                   "operation_id": operation_id, "urls": [url]}]
+    assert terminal(received) == [
+        {"event": "conference.play.finished", "room_id": room_id, "operation_id": operation_id, "urls": [url]}
+    ]
 
 
 def test_a_hung_play_times_out_at_its_deadline(http, receiver):
@@ -82,8 +96,15 @@ def test_a_hung_play_times_out_at_its_deadline(http, receiver):
     operation_id = play(api, room_id, *urls)
     deadline = PlaybackOperation.objects.get().deadline_at
     received = receiver.wait_for(lambda r: terminal(r), timeout=TIMEOUT + 5)
-    assert terminal(received) == [{"event": "conference.play.failed", "room_id": room_id,
-                                   "operation_id": operation_id, "urls": urls, "error": "playback_timeout"}]
+    assert terminal(received) == [
+        {
+            "event": "conference.play.failed",
+            "room_id": room_id,
+            "operation_id": operation_id,
+            "urls": urls,
+            "error": "playback_timeout",
+        }
+    ]
     fired_at = Event.objects.get(event_type="conference.play.failed").created_at
     assert fired_at >= deadline  # never early; how late is measured by `make bench BENCH=playback`
 

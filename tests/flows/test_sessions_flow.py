@@ -33,8 +33,9 @@ def http(live_server, make_tenant, receiver):
 
 
 def new_session(engine, tenant, caller_id="+15550001111") -> str:
-    response = engine.post("/api/v1/engine/events", json={"type": "session.created", "app_id": tenant.app.app_id,
-                                                           "caller_id": caller_id})
+    response = engine.post(
+        "/api/v1/engine/events", json={"type": "session.created", "app_id": tenant.app.app_id, "caller_id": caller_id}
+    )
     assert response.status_code == 201
     return response.json()["session_uuid"]
 
@@ -55,12 +56,23 @@ def test_join_mute_leave_through_the_sim_engine(http, receiver):
     assert join.status_code == 202
 
     # The sim engine confirms through a Celery task; the webhooks follow.
-    received = receiver.wait_for(lambda r: any(x.json["event"] == "conference.member.joined" for x in r)
-                                 and any(x.json["event"] == "command.result" for x in r))
+    received = receiver.wait_for(
+        lambda r: (
+            any(x.json["event"] == "conference.member.joined" for x in r)
+            and any(x.json["event"] == "command.result" for x in r)
+        )
+    )
     assert api.get(f"/api/v1/sessions/{session_uuid}").json()["room_id"] == room_id
     result = next(r.json for r in received if r.json["event"] == "command.result")
-    assert result == {"event": "command.result", "operation_id": join.json()["operation_id"], "command_uid": "join-1",
-                      "session_uuid": session_uuid, "command": "conference/join", "success": True, "error": None}
+    assert result == {
+        "event": "command.result",
+        "operation_id": join.json()["operation_id"],
+        "command_uid": "join-1",
+        "session_uuid": session_uuid,
+        "command": "conference/join",
+        "success": True,
+        "error": None,
+    }
 
     assert command(api, session_uuid, "mute").status_code == 202
     assert command(api, session_uuid, "leave").status_code == 202
@@ -69,8 +81,12 @@ def test_join_mute_leave_through_the_sim_engine(http, receiver):
         Webhook(tenant.endpoint.secret).verify(request.body, request.headers)
         assert_valid_event(request.json)
     room_events = [r.json["event"] for r in received if r.json.get("room_id") == room_id]
-    assert room_events == ["conference.created", "conference.member.joined", "conference.member.muted",
-                           "conference.member.left"]
+    assert room_events == [
+        "conference.created",
+        "conference.member.joined",
+        "conference.member.muted",
+        "conference.member.left",
+    ]
     session_results = [r.json["command"] for r in received if r.json["event"] == "command.result"]
     assert session_results == ["conference/join", "conference/mute", "conference/leave"]
 
@@ -95,18 +111,22 @@ def test_ten_concurrent_joins_into_two_rooms_leave_one_membership(http):
         thread.join(30)
     assert sorted(code for code, _ in statuses) == [202] + [409] * 9
     member = Member.objects.get()
-    assert all(body["code"] == "already_in_conference" and body["detail"] == {"room_id": member.room.room_id}
-               for code, body in statuses if code == 409)
+    assert all(
+        body["code"] == "already_in_conference" and body["detail"] == {"room_id": member.room.room_id}
+        for code, body in statuses
+        if code == 409
+    )
 
 
 def test_a_hang_up_racing_a_leave_gives_one_left_event(http):
     tenant, api, engine = http
     room_id = new_room(api, "race")
-    for round_number in range(8):
+    for _ in range(8):
         session_uuid = new_session(engine, tenant)
         assert command(api, session_uuid, "join", room_id=room_id).status_code == 202
-        engine.post("/api/v1/engine/events", json={"type": "member.joined", "session_uuid": session_uuid,
-                                                   "room_id": room_id})
+        engine.post(
+            "/api/v1/engine/events", json={"type": "member.joined", "session_uuid": session_uuid, "room_id": room_id}
+        )
         barrier = threading.Barrier(2)
         outcomes = {}
 
@@ -118,8 +138,9 @@ def test_a_hang_up_racing_a_leave_gives_one_left_event(http):
         def hang_up():
             with httpx.Client(base_url=engine.base_url, headers=engine.headers, timeout=30) as client:
                 barrier.wait()
-                outcomes["hangup"] = client.post("/api/v1/engine/events",
-                                                 json={"type": "session.ended", "session_uuid": session_uuid}).status_code
+                outcomes["hangup"] = client.post(
+                    "/api/v1/engine/events", json={"type": "session.ended", "session_uuid": session_uuid}
+                ).status_code
 
         threads = [threading.Thread(target=leave), threading.Thread(target=hang_up)]
         for thread in threads:
@@ -128,7 +149,10 @@ def test_a_hang_up_racing_a_leave_gives_one_left_event(http):
             thread.join(30)
         assert outcomes["hangup"] == 200
         assert outcomes["leave"] in (202, 404, 409)  # 404 once the session has ended
-        left = [e.payload for e in Event.objects.filter(event_type="conference.member.left")
-                if e.payload["session_uuid"] == session_uuid]
+        left = [
+            e.payload
+            for e in Event.objects.filter(event_type="conference.member.left")
+            if e.payload["session_uuid"] == session_uuid
+        ]
         assert len(left) == 1, left
         assert left[0]["reason"] == ("removed" if outcomes["leave"] == 202 else "hangup")

@@ -105,7 +105,9 @@ def test_a_stuck_room_holds_its_later_events_while_other_rooms_flow(hooked, rece
     assert stuck_requests[4].at >= first_stuck_success.at
     for room in flowing:
         assert [r.json["event"] for r in room_events(received, room.room_id)] == [
-            "conference.created", "conference.destroyed"]
+            "conference.created",
+            "conference.destroyed",
+        ]
 
 
 def test_a_finally_failed_head_lets_the_next_event_go(hooked, receiver):
@@ -115,7 +117,8 @@ def test_a_finally_failed_head_lets_the_next_event_go(hooked, receiver):
     received = receiver.wait_for(lambda r: any(x.json["event"] == "conference.destroyed" for x in r))
     schedule_length = 3  # WORKER_ENV: three retries after the first attempt
     assert [r.json["event"] for r in received] == ["conference.created"] * (1 + schedule_length) + [
-        "conference.destroyed"]
+        "conference.destroyed"
+    ]
     head = Delivery.objects.get(event__event_type="conference.created")
     assert (head.status, head.attempts, head.last_status_code) == ("failed", 4, 503)
 
@@ -139,7 +142,9 @@ def test_events_of_one_room_arrive_in_order_across_many_rooms(hooked, receiver):
         for room in rooms:
             with transaction.atomic():
                 locked = lock_live_room(app=hooked.app, room_id=room.room_id)
-                record_event(app=hooked.app, room=locked, payload=webhook_events.play_stopped(locked, f"op-{round_number}"))
+                record_event(
+                    app=hooked.app, room=locked, payload=webhook_events.play_stopped(locked, f"op-{round_number}")
+                )
     received = receiver.wait_for(lambda r: len(r) == 5 * 9)
     for room in rooms:
         ops = [r.json.get("operation_id") for r in room_events(received, room.room_id)]

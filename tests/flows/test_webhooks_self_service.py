@@ -63,8 +63,10 @@ def test_an_endpoints_whole_life_through_the_api(tenant, receiver):
     received = receiver.wait_for(lambda r: len(r) == 9)
     for room_id in rooms:
         assert [(r.json["event"], r.json.get("volume")) for r in received if r.json["room_id"] == room_id] == [
-            ("conference.created", None), ("conference.play.volume_changed", 0),
-            ("conference.play.volume_changed", 1)]
+            ("conference.created", None),
+            ("conference.play.volume_changed", 0),
+            ("conference.play.volume_changed", 1),
+        ]
     eventually(lambda: Delivery.objects.filter(status="delivered").count() == 12)
     detail = api.get(f"/api/v1/webhooks/deliveries/{failed[0]['delivery_id']}").json()
     assert [a["status_code"] for a in detail["attempt_log"]] == [500, 500, 500, 500, 200]

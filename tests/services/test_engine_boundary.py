@@ -78,8 +78,14 @@ def test_a_join_is_not_retried_past_its_own_deadline(tenant, room):
         from django.db import transaction
 
         with transaction.atomic():
-            members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, room_id=room.room_id,
-                         muted=False, command_uid="j")
+            members.join(
+                actor=SYSTEM,
+                app=tenant.app,
+                session_uuid=session.session_uuid,
+                room_id=room.room_id,
+                muted=False,
+                command_uid="j",
+            )
     [claim] = engine_dispatch.claim(limit=1)
     with override_settings(ENGINE_RETRY_SCHEDULE=[5]):  # the retry would come after the join's timeout
         assert engine_dispatch.finish([(claim, Result("engine answered 503"))]) == 1
@@ -97,15 +103,24 @@ def test_other_commands_that_finally_fail_are_recorded_in_the_history(tenant, ro
 
 
 def test_live_sessions_answers_are_read_strictly():
-    state = parse_live_state({"node": "abCDE", "sessions": [{"session_uuid": "s1", "room_id": "r1"},
-                                                            {"session_uuid": "s2", "room_id": None}],
-                              "rooms": ["r1"]})
+    state = parse_live_state(
+        {
+            "node": "abCDE",
+            "sessions": [{"session_uuid": "s1", "room_id": "r1"}, {"session_uuid": "s2", "room_id": None}],
+            "rooms": ["r1"],
+        }
+    )
     assert state == EngineState(node="abCDE", sessions={"s1": "r1", "s2": None}, rooms=frozenset({"r1"}))
     bare = parse_live_state({"node": "abCDE", "sessions": ["s1"]})
     assert (bare.sessions, bare.rooms) == ({"s1": None}, None)
-    for body in ([], {"node": "abc", "sessions": []}, {"node": "abCDE"}, {"node": "abCDE", "sessions": [5]},
-                 {"node": "abCDE", "sessions": [{"session_uuid": "s", "room_id": 5}]},
-                 {"node": "abCDE", "sessions": [], "rooms": "r1"}):
+    for body in (
+        [],
+        {"node": "abc", "sessions": []},
+        {"node": "abCDE"},
+        {"node": "abCDE", "sessions": [5]},
+        {"node": "abCDE", "sessions": [{"session_uuid": "s", "room_id": 5}]},
+        {"node": "abCDE", "sessions": [], "rooms": "r1"},
+    ):
         with pytest.raises(ValueError):
             parse_live_state(body)
 
@@ -113,15 +128,24 @@ def test_live_sessions_answers_are_read_strictly():
 def test_the_sim_reports_its_nodes_sessions_in_their_rooms(tenant, room, settings):
     idle = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
     joining = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+2", session_uuid=None)
-    create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+3", session_uuid="zzZZZ-" + idle.session_uuid[6:])
+    create_session(
+        actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+3", session_uuid="zzZZZ-" + idle.session_uuid[6:]
+    )
     from django.db import transaction
 
     with transaction.atomic():
-        members.join(actor=SYSTEM, app=tenant.app, session_uuid=joining.session_uuid, room_id=room.room_id,
-                     muted=False, command_uid="j")
+        members.join(
+            actor=SYSTEM,
+            app=tenant.app,
+            session_uuid=joining.session_uuid,
+            room_id=room.room_id,
+            muted=False,
+            command_uid="j",
+        )
     state = SimEngine().live_state()
-    assert state == EngineState(node=settings.NODE_HASH,
-                                sessions={idle.session_uuid: None, joining.session_uuid: room.room_id})
+    assert state == EngineState(
+        node=settings.NODE_HASH, sessions={idle.session_uuid: None, joining.session_uuid: room.room_id}
+    )
 
 
 def test_the_sim_caps_a_files_duration():
@@ -132,8 +156,9 @@ def test_the_sim_caps_a_files_duration():
 def test_engine_http_without_a_command_key_fails_at_start_up():
     env = {key: value for key, value in os.environ.items() if key != "ENGINE_SECRET"}
     env.update(ENGINE="http", ENGINE_URL="http://127.0.0.1:9/engine", ENGINE_TOKEN="ingress-token")
-    completed = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                               text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert completed.returncode != 0
     assert "ENGINE=http needs ENGINE_URL and ENGINE_SECRET" in completed.stderr
 
@@ -167,13 +192,25 @@ def test_a_join_waits_for_its_sessions_earlier_commands_in_another_room(tenant, 
     other = create_room(actor=SYSTEM, app=tenant.app, name="next")
     session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
     with transaction.atomic():
-        members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, room_id=room.room_id,
-                     muted=False, command_uid="first")
+        members.join(
+            actor=SYSTEM,
+            app=tenant.app,
+            session_uuid=session.session_uuid,
+            room_id=room.room_id,
+            muted=False,
+            command_uid="first",
+        )
     members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
     members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=session.session_uuid)
     with transaction.atomic():
-        members.join(actor=SYSTEM, app=tenant.app, session_uuid=session.session_uuid, room_id=other.room_id,
-                     muted=False, command_uid="second")
+        members.join(
+            actor=SYSTEM,
+            app=tenant.app,
+            session_uuid=session.session_uuid,
+            room_id=other.room_id,
+            muted=False,
+            command_uid="second",
+        )
 
     sent = []
     while claims := engine_dispatch.claim(limit=10):

@@ -8,8 +8,16 @@ from django.test import override_settings
 from django.utils import timezone
 
 from conferences.actors import Actor
-from conferences.models import (CallSession, Delivery, DeliveryAttempt, EngineCommand, Event, Member,
-                                PlaybackOperation, Room)
+from conferences.models import (
+    CallSession,
+    Delivery,
+    DeliveryAttempt,
+    EngineCommand,
+    Event,
+    Member,
+    PlaybackOperation,
+    Room,
+)
 from conferences.services import members, retention
 from conferences.services.endpoints import create_endpoint
 from conferences.services.sessions import create_session
@@ -59,8 +67,10 @@ def test_old_events_rooms_and_calls_go_and_the_rest_stays(api, tenant):
     with override_settings(EVENT_RETENTION_DAYS=30, ROOM_RETENTION_DAYS=90):
         removed = retention.prune(batch=3)  # several batches
 
-    old_events = Event.objects.filter(room__in=[gone, live]).count() + Event.objects.filter(
-        ordering_key__in=[gone_session.session_uuid, live_session.session_uuid]).count()
+    old_events = (
+        Event.objects.filter(room__in=[gone, live]).count()
+        + Event.objects.filter(ordering_key__in=[gone_session.session_uuid, live_session.session_uuid]).count()
+    )
     assert old_events == 1 and Event.objects.filter(deliveries=waiting).exists()
     assert not Room.objects.filter(pk=gone.pk).exists() and not CallSession.objects.filter(pk=gone_session.pk).exists()
     assert Room.objects.filter(pk__in=[live.pk, recent.pk]).count() == 2  # live; destroyed 10 days ago

@@ -11,9 +11,9 @@ from conferences.models import AuditEntry, Delivery, DeliveryAttempt, EngineComm
 from conferences.services import delivery_dispatch, endpoints, retention
 from conferences.services.endpoints import create_endpoint
 from conferences.services.rooms import create_room, destroy_room
+from conferences.ssrf import check_webhook_url, is_public
 from conferences.webhooks.sender import SendResult
 from conferences.webhooks.signing import encode_body
-from conferences.ssrf import check_webhook_url, is_public
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +25,7 @@ def endpoint(tenant):
     """An endpoint of `tenant` on a loopback port where nothing listens."""
     with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
         return create_endpoint(actor=SYSTEM, app=tenant.app, url="http://127.0.0.1:9/hook")
+
 
 PRIVATE_URLS = [
     "http://127.0.0.1/hook",
@@ -83,7 +84,7 @@ def test_send_time_check_blocks_a_name_that_now_resolves_privately(tenant, monke
     receiver = Receiver()
     try:
         with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-            endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url.replace("127.0.0.1", "localhost"))
+            create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url.replace("127.0.0.1", "localhost"))
         create_room(actor=SYSTEM, app=tenant.app, name="rebound")
         assert delivery_dispatch.dispatch() == 1
         attempt = DeliveryAttempt.objects.get()
@@ -106,8 +107,9 @@ def test_fan_out_follows_the_event_filter_and_enabled_flag(tenant):
     room = create_room(actor=SYSTEM, app=tenant.app, name="filtered")
     assert list(Delivery.objects.values_list("endpoint_id", "ordering_key")) == [(everything.pk, room.room_id)]
     destroy_room(actor=SYSTEM, app=tenant.app, room_id=room.room_id)
-    assert sorted(Delivery.objects.filter(event__event_type="conference.destroyed").values_list("endpoint_id", flat=True)) == [
-        everything.pk, only_destroyed.pk]
+    assert sorted(
+        Delivery.objects.filter(event__event_type="conference.destroyed").values_list("endpoint_id", flat=True)
+    ) == [everything.pk, only_destroyed.pk]
 
 
 def test_default_retry_schedule_spans_more_than_a_day_with_jitter():
@@ -140,15 +142,29 @@ def test_pruning_removes_only_what_is_past_retention(tenant, endpoint):
     room = Room.objects.get()
     week_ago = timezone.now() - timedelta(days=8)
     old_sent, old_pending, recent_sent = (
-        EngineCommand.objects.create(room=room, command="stop", arguments={}, status=status, created_at=created,
-                                     completed_at=None if status == "pending" else created)
+        EngineCommand.objects.create(
+            room=room,
+            command="stop",
+            arguments={},
+            status=status,
+            created_at=created,
+            completed_at=None if status == "pending" else created,
+        )
         for status, created in (("sent", week_ago), ("pending", week_ago), ("sent", timezone.now()))
     )
 
     removed = retention.prune()
 
-    assert removed == {"attempts": 1, "audit": 1, "engine_commands": 1, "events": 0, "playbacks": 0, "members": 0,
-                       "sessions": 0, "rooms": 0}
+    assert removed == {
+        "attempts": 1,
+        "audit": 1,
+        "engine_commands": 1,
+        "events": 0,
+        "playbacks": 0,
+        "members": 0,
+        "sessions": 0,
+        "rooms": 0,
+    }
     assert set(EngineCommand.objects.values_list("pk", flat=True)) == {old_pending.pk, recent_sent.pk}
     assert list(DeliveryAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not AuditEntry.objects.filter(pk=old_audit.pk).exists()
@@ -172,8 +188,15 @@ def test_periodic_tasks_are_registered_and_never_overwritten():
 
 @pytest.mark.parametrize(
     "address",
-    ["::127.0.0.1", "::ffff:0:7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::", "fec0::1",
-     "2002:a00:1::"],
+    [
+        "::127.0.0.1",
+        "::ffff:0:7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a9fe:a9fe",
+        "2002:7f00:1::",
+        "fec0::1",
+        "2002:a00:1::",
+    ],
 )
 def test_ipv6_forms_that_carry_a_private_ipv4_are_refused(address):
     assert not is_public(address)
@@ -191,7 +214,7 @@ def test_a_receiver_answering_nul_bytes_cannot_break_the_bookkeeping(tenant, mon
     receiver.answer = lambda request: (200, b'{"ok": "\x00"}')
     try:
         with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
-            endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url)
+            create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url)
             create_room(actor=SYSTEM, app=tenant.app, name="nul")
             assert delivery_dispatch.dispatch() == 1
         assert len(receiver.received) == 1
@@ -278,7 +301,9 @@ def test_a_finish_changes_only_its_own_attempt(tenant, endpoint):
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.last_status_code == 500 and delivery.lease_expires_at is None
     assert list(DeliveryAttempt.objects.order_by("number").values_list("number", "status_code")) == [
-        (1, 200), (2, 500)]  # both attempts stay on record
+        (1, 200),
+        (2, 500),
+    ]  # both attempts stay on record
 
 
 def test_a_redelivery_starts_a_new_round_with_new_attempt_numbers(tenant, endpoint):
@@ -331,8 +356,7 @@ def test_recovery_requeues_failures_in_their_original_order_after_what_is_pendin
     b0, b1 = _queue_of(tenant, "recover-b", 1)
     _end([a0, a1, a3, b0], "failed")
     _end([a2], "delivered")  # a4 and b1 still wait
-    assert endpoints.redeliver_failed(actor=SYSTEM, endpoint=endpoint,
-                                      since=timezone.now() - timedelta(hours=1)) == 4
+    assert endpoints.redeliver_failed(actor=SYSTEM, endpoint=endpoint, since=timezone.now() - timedelta(hours=1)) == 4
     sent = _drain()
     assert [pk for pk in sent if pk in {a0.pk, a1.pk, a3.pk, a4.pk}] == [a4.pk, a0.pk, a1.pk, a3.pk]
     assert [pk for pk in sent if pk in {b0.pk, b1.pk}] == [b1.pk, b0.pk]
@@ -379,7 +403,9 @@ def test_the_oldest_due_deliveries_are_claimed_first(tenant, endpoint):
     rooms = [create_room(actor=SYSTEM, app=tenant.app, name=f"age{n}") for n in range(4)]
     ages = {rooms[0].room_id: 10, rooms[1].room_id: 40, rooms[2].room_id: 20, rooms[3].room_id: 30}
     for room_id, seconds in ages.items():
-        Delivery.objects.filter(ordering_key=room_id).update(next_attempt_at=timezone.now() - timedelta(seconds=seconds))
+        Delivery.objects.filter(ordering_key=room_id).update(
+            next_attempt_at=timezone.now() - timedelta(seconds=seconds)
+        )
     claims = delivery_dispatch.claim(limit=2)
     assert [c.payload["room_id"] for c in claims] == [rooms[1].room_id, rooms[3].room_id]
 
@@ -390,7 +416,6 @@ def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant, endpoint):
 
     with CaptureQueriesContext(connection) as without_backlog:
         create_room(actor=SYSTEM, app=tenant.app, name="first")
-    delivery = Delivery.objects.get()
     with connection.cursor() as cursor:
         # A backlog of 20,000 pending deliveries of this endpoint, with no fresh statistics.
         cursor.execute(
@@ -404,13 +429,18 @@ def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant, endpoint):
         )
         from conferences.services.fan_out import INSERT_SQL
 
-        next_event = Event.objects.create(app=tenant.app, event_type="conference.destroyed", ordering_key="backlog-7",
-                                          payload={})
+        next_event = Event.objects.create(
+            app=tenant.app, event_type="conference.destroyed", ordering_key="backlog-7", payload={}
+        )
         with transaction.atomic():  # EXPLAIN ANALYZE runs the insert: undo it
             cursor.execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + INSERT_SQL,
-                {"events": [next_event.pk], "apps": [tenant.app.pk],
-                 "types": ["conference.destroyed"], "keys": ["backlog-7"]},
+                {
+                    "events": [next_event.pk],
+                    "apps": [tenant.app.pk],
+                    "types": ["conference.destroyed"],
+                    "keys": ["backlog-7"],
+                },
             )
             plan = cursor.fetchone()[0]
             transaction.set_rollback(True)
@@ -438,8 +468,15 @@ def test_every_queue_is_declared_and_each_task_is_routed_to_its_own():
     assert queue_of("conferences.tasks.dispatch_webhooks") == "webhooks"
     assert queue_of("conferences.tasks.dispatch_engine_commands") == "engine"
     assert queue_of("conferences.tasks.sim_report") == "engine"
-    for sweep in ("redrive_deliveries", "expire_due_playbacks", "playback_deadline", "expire_join",
-                  "expire_due_joins", "expire_orphans", "prune_history"):
+    for sweep in (
+        "redrive_deliveries",
+        "expire_due_playbacks",
+        "playback_deadline",
+        "expire_join",
+        "expire_due_joins",
+        "expire_orphans",
+        "prune_history",
+    ):
         assert queue_of(f"conferences.tasks.{sweep}") == "sweeps"
 
 
@@ -449,9 +486,14 @@ def test_a_name_with_many_addresses_has_only_its_first_ones_tried(monkeypatch):
     from conferences import ssrf
 
     addresses = [f"93.184.216.{n}" for n in range(1, 9)]
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, **kwargs: [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses])
-    assert ssrf.resolve_public("many.example.com", 443) == addresses[:ssrf.MAX_ADDRESSES]
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, **kwargs: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses
+        ],
+    )
+    assert ssrf.resolve_public("many.example.com", 443) == addresses[: ssrf.MAX_ADDRESSES]
 
 
 def test_finishing_a_head_claims_its_successor_in_the_same_statement(tenant, endpoint):
@@ -467,8 +509,9 @@ def test_finishing_a_head_claims_its_successor_in_the_same_statement(tenant, end
     [head] = delivery_dispatch.claim(limit=10)
     _, claims = delivery_dispatch.finish_and_claim([(head, SendResult(200, "", "", 3))], limit=10, in_flight=Counter())
     assert [c.delivery_id for c in claims] == [second.pk]
-    _, claims = delivery_dispatch.finish_and_claim([(claims[0], SendResult(503, "", "", 3))], limit=10,
-                                                   in_flight=Counter())
+    _, claims = delivery_dispatch.finish_and_claim(
+        [(claims[0], SendResult(503, "", "", 3))], limit=10, in_flight=Counter()
+    )
     assert claims == []  # the retrying head holds the queue
     third.refresh_from_db()
     assert third.next_attempt_at == Delivery.objects.get(pk=second.pk).next_attempt_at
@@ -500,7 +543,7 @@ def test_unicode_forms_of_private_addresses_are_refused_when_sent(tenant):
         with override_settings(WEBHOOK_ALLOW_PRIVATE=True):
             endpoint = create_endpoint(actor=SYSTEM, app=tenant.app, url=receiver.url)
         port = receiver.url.split(":")[2].split("/")[0]
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://127.0.0.\U0001FBF1:{port}/hooks")
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"http://127.0.0.\U0001fbf1:{port}/hooks")
         create_room(actor=SYSTEM, app=tenant.app, name="unicode")
         assert delivery_dispatch.dispatch() == 1
         assert DeliveryAttempt.objects.get().error.startswith("blocked:")
@@ -555,6 +598,7 @@ def test_deliveries_claimed_beside_a_410_are_not_sent(make_tenant):
 
     with override_settings(WEBHOOK_ENDPOINT_CONCURRENCY=1):
         [first] = delivery_dispatch.claim(limit=10)
-        _, claims = delivery_dispatch.finish_and_claim([(first, SendResult(410, "", "", 3))], limit=10,
-                                                       in_flight=Counter())
+        _, claims = delivery_dispatch.finish_and_claim(
+            [(first, SendResult(410, "", "", 3))], limit=10, in_flight=Counter()
+        )
     assert claims == []

@@ -33,7 +33,10 @@ class _CeleryProcess:
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", *arguments],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self) -> None:
@@ -49,9 +52,17 @@ class _CeleryProcess:
 class WorkerProcess(_CeleryProcess):
     def __init__(self, log_path: Path, extra_env: dict | None = None):
         super().__init__(
-            ["worker", "--pool=threads", "--concurrency=8", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--loglevel=INFO"],
-            log_path, extra_env,
+            [
+                "worker",
+                "--pool=threads",
+                "--concurrency=8",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+            ],
+            log_path,
+            extra_env,
         )
         self._wait_ready(log_path)
 
@@ -72,5 +83,6 @@ class BeatProcess(_CeleryProcess):
     def __init__(self, log_path: Path, extra_env: dict | None = None):
         super().__init__(
             ["beat", "--loglevel=INFO", "--max-interval=1", "--schedule=" + str(log_path.with_suffix(".db"))],
-            log_path, extra_env,
+            log_path,
+            extra_env,
         )

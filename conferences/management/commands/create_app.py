@@ -20,9 +20,7 @@ class Command(BaseCommand):
         if not APP_ID_RE.fullmatch(app_id):
             raise CommandError(f"Invalid app_id {app_id!r}: must match ^[a-z0-9][a-z0-9_-]{{0,63}}$")
         try:
-            created = create_app(
-                actor=Actor.system("create_app"), app_id=app_id, name=name, webhook_url=webhook_url
-            )
+            created = create_app(actor=Actor.system("create_app"), app_id=app_id, name=name, webhook_url=webhook_url)
         except ServiceError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(
