@@ -1,6 +1,7 @@
 """Typed readers for settings that come from the environment."""
 
 import os
+import secrets
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -64,3 +65,17 @@ def env_float_list(name: str, default: list[float]) -> list[float]:
     if any(value < 0 for value in values):
         raise ImproperlyConfigured(f"{name} must not contain negative delays")
     return values
+
+
+def installation_secret(path) -> str:
+    """A random key made once for this installation and kept in `path` (mode 0600): what
+    SECRET_KEY falls back to, so no process ever signs with a published constant. Processes of
+    one host share it; several hosts must set SECRET_KEY themselves."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as written:
+        written.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()

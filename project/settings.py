@@ -9,14 +9,28 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from .env import env_bool, env_float, env_float_list, env_int, env_list, env_str
+from .env import env_bool, env_float, env_float_list, env_int, env_list, env_str, installation_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 DEBUG = env_bool("DEBUG", False)
-# The fallback only serves `make run` and tests; production sets SECRET_KEY (README).
-SECRET_KEY = env_str("SECRET_KEY", "") or "insecure-development-key"
+# Unset: a random key of this installation under var/ (never a published constant); several
+# hosts behind one name must share a SECRET_KEY (README).
+SECRET_KEY = env_str("SECRET_KEY", "") or installation_secret(VAR_DIR / "secret-key")
+# Behind HTTPS: secure cookies, HSTS, redirects to https; behind a TLS-terminating proxy, its
+# X-Forwarded-Proto says which requests came over HTTPS.
+SECURE_HTTPS = env_bool("SECURE_HTTPS", False)
+if SECURE_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    # The load balancer checks health over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# When set, /metrics answers only requests bearing this token (Authorization: Bearer ...).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [

@@ -12,7 +12,7 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
+    path("metrics", health.metrics, name="prometheus-django-metrics"),
 ]
 if settings.DEV_INBOX:
     urlpatterns.append(path("dev/", include("conferences.dev_inbox")))

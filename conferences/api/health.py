@@ -1,5 +1,9 @@
+import hmac
+
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django_prometheus.exports import ExportToDjangoView
 
 from project.celery import app as celery_app
 
@@ -26,3 +30,16 @@ def readyz(request):
     if failures:
         return JsonResponse(error_body("Not ready", "not_ready", failures), status=503)
     return JsonResponse({"status": "ok", "database": "ok", "broker": "ok"})
+
+
+def metrics(request):
+    """Prometheus' page; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    expected = settings.METRICS_TOKEN
+    if expected:
+        header = request.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            response = JsonResponse(error_body("A valid metrics token is required", "not_authenticated"), status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return ExportToDjangoView(request)

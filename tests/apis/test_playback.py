@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -322,11 +323,11 @@ def test_21_concurrent_pauses_alternate(live_server, tenant):
 def test_stop_racing_a_terminal_report_gives_one_terminal_event(live_server, tenant, rival):
     headers = tenant.headers
     room_id = httpx.post(
-        f"{live_server.url}/api/v1/conferences", json={"name": f"race-{rival}"}, headers=headers
+        f"{live_server.url}/api/v1/conferences", json={"name": f"race-{rival}"}, headers=headers, timeout=30
     ).json()["room_id"]
     for _ in range(10):
         play_id = httpx.post(
-            f"{live_server.url}/api/v1/conferences/{room_id}/play", json={"urls": URLS}, headers=headers
+            f"{live_server.url}/api/v1/conferences/{room_id}/play", json={"urls": URLS}, headers=headers, timeout=30
         ).json()["operation_id"]
         PlaybackOperation.objects.filter(state="playing").update(deadline_at=timezone.now())
         barrier = threading.Barrier(2)
@@ -337,10 +338,13 @@ def test_stop_racing_a_terminal_report_gives_one_terminal_event(live_server, ten
 
         def report():
             barrier.wait()
-            if rival == "expire":
-                playback.expire(operation_id=play_id, actor=SYSTEM)
-            else:
-                playback.engine_finished(actor=SYSTEM, room_id=room_id, operation_id=play_id, url=URLS[1])
+            try:
+                if rival == "expire":
+                    playback.expire(operation_id=play_id, actor=SYSTEM)
+                else:
+                    playback.engine_finished(actor=SYSTEM, room_id=room_id, operation_id=play_id, url=URLS[1])
+            finally:
+                connection.close()  # this thread's own, so the test database can be dropped
 
         threads = [threading.Thread(target=stop), threading.Thread(target=report)]
         for thread in threads:
