@@ -1,6 +1,6 @@
 """`make run`: web, a worker per queue and beat together, on the given services or embedded ones.
 
-Ctrl-C (or any of them exiting) stops them all.
+Ctrl-C stops them all; one that dies is started again (and the console says so).
 """
 
 import json
@@ -14,6 +14,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+
+
+class Supervised:
+    """One process of the stack, started again when it dies."""
+
+    QUICK_EXIT_SECONDS, QUICK_EXITS_ALLOWED = 10, 5  # then it is broken, not unlucky
+
+    def __init__(self, name: str, command: list[str]):
+        self.name, self.command = name, command
+        self.process: subprocess.Popen | None = None
+        self.started_at, self.quick_exits = 0.0, 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, cwd=ROOT)
+        self.started_at = time.monotonic()
+
+    def restart_if_dead(self) -> bool:
+        """Restart it when it has exited; False when it keeps exiting right after starting."""
+        status = self.process.poll()
+        if status is None:
+            return True
+        quick = time.monotonic() - self.started_at < self.QUICK_EXIT_SECONDS
+        self.quick_exits = self.quick_exits + 1 if quick else 0
+        if self.quick_exits >= self.QUICK_EXITS_ALLOWED:
+            return False
+        print(f"make run: {self.name} (pid {self.process.pid}) exited with status {status}; restarting it.", flush=True)
+        self.start()
+        return True
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self) -> None:
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def manage(*args: str) -> str:
@@ -39,20 +77,18 @@ def main() -> None:
     manage("migrate", "--no-input")
     credentials = json.loads(manage("bootstrap_demo", "--inbox-url", inbox_url))
 
-    processes = [
-        subprocess.Popen([PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"], cwd=ROOT),
-        # One worker per queue, so a flood of webhooks never delays the watchdog or the engine.
-        # Quiet (no start-up banners) and at WARNING, not INFO: the workers' banners and the 1 s
-        # sweeps' log lines would bury the banner printed below.
+    # One worker per queue, so a flood of webhooks never delays the watchdog or the engine.
+    # Quiet (no start-up banners) and at WARNING, not INFO: the workers' banners and the 1 s
+    # sweeps' log lines would bury the banner printed below.
+    celery = [PY, "-m", "celery", "-A", "project", "--quiet"]
+    workers = (("webhooks", "webhooks", 2), ("engine", "engine,celery", 8), ("sweeps", "sweeps", 4))
+    supervised = [
+        Supervised("web", [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]),
         *(
-            subprocess.Popen(
+            Supervised(
+                f"{name} worker",
                 [
-                    PY,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "project",
-                    "--quiet",
+                    *celery,
                     "worker",
                     "--loglevel=WARNING",
                     "--pool=threads",
@@ -62,27 +98,20 @@ def main() -> None:
                     "-n",
                     f"{name}@%h",
                 ],
-                cwd=ROOT,
             )
-            for name, queues, threads in (
-                ("webhooks", "webhooks", 2),
-                ("engine", "engine,celery", 8),
-                ("sweeps", "sweeps", 4),
-            )
+            for name, queues, threads in workers
         ),
-        subprocess.Popen([PY, "-m", "celery", "-A", "project", "--quiet", "beat", "--loglevel=WARNING"], cwd=ROOT),
+        Supervised("beat", [*celery, "beat", "--loglevel=WARNING"]),
     ]
+    for process in supervised:
+        process.start()
 
-    def stop(*_):
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        sys.exit(0)
+    def stop(*_, status: int = 0):
+        for process in supervised:
+            process.terminate()
+        for process in supervised:
+            process.wait()
+        sys.exit(status)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -109,10 +138,12 @@ Conference control plane is up (Ctrl-C stops web, workers and beat).
 """,
         flush=True,
     )
-    while all(process.poll() is None for process in processes):
+    while True:  # a process that dies is started again, and the console says so
+        for process in supervised:
+            if not process.restart_if_dead():
+                print(f"make run: {process.name} keeps exiting at start; stopping everything.", flush=True)
+                stop(status=1)
         time.sleep(0.5)
-    print("A process exited; stopping the others.", flush=True)
-    stop()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`make run` on a machine without DATABASE_URL and CELERY_BROKER_URL: embedded PostgreSQL,
 a broker folder, web + worker + beat; the printed credentials create a room, and its
-`conference.created` webhook shows in the development inbox, signature verified."""
+`conference.created` webhook shows in the development inbox, signature verified; a worker
+killed is started again."""
 
 import os
 import re
@@ -23,6 +24,12 @@ def free_port() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return str(probe.getsockname()[1])
+
+
+def workers_named(marker: str, *, group: int) -> list[int]:
+    """The pids of the stack's processes (its process group) whose command line holds `marker`."""
+    found = subprocess.run(["pgrep", "-g", str(group), "-f", marker], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
 
 
 def test_make_run_serves_the_printed_credentials():
@@ -72,6 +79,16 @@ def test_make_run_serves_the_printed_credentials():
             )
 
         eventually(inbox_lists_the_room_created_and_verified, timeout=30)
+
+        # A worker that dies is started again, and the console says so.
+        [sweeps] = workers_named("sweeps@", group=process.pid)
+        os.kill(sweeps, signal.SIGKILL)
+        eventually(
+            lambda: f"make run: sweeps worker (pid {sweeps}) exited with status -9; restarting it." in "".join(output),
+            timeout=10,
+        )
+        eventually(lambda: len(workers_named("sweeps@", group=process.pid)) == 1, timeout=10)
+        assert workers_named("sweeps@", group=process.pid) != [sweeps]
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
