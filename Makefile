@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # Fails loudly when the embedded PostgreSQL cannot start.
 WITH_DB = if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$($(PY) -m project.devdb) || exit 1; export DATABASE_URL; fi;
 
-.PHONY: install run test bench lint
+.PHONY: install run test bench lint fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	@$(WITH_DB) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The contract test at length: schemathesis with FUZZ_EXAMPLES per operation (make test uses 25).
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	@$(WITH_DB) SCHEMATHESIS_MAX_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/contract -s $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@$(WITH_DB) $(PY) -m bench $(BENCH)
