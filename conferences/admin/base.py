@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Count, IntegerField, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.functional import cached_property
 
 from ..actors import Actor
@@ -79,6 +81,26 @@ class ConsoleAdmin(admin.ModelAdmin):
                 )
             else:
                 self.message_user(request, f"{obj}: {done}.", messages.SUCCESS)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Related rows on an object's page, each linking to its own page; never edited there."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def count_per_row(related: QuerySet, by: str) -> Coalesce:
+    """A column counting `related` rows (filtered on OuterRef("pk")) for each listed row."""
+    counted = related.order_by().values(by).annotate(count=Count("pk")).values("count")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 class ReadOnlyAdmin(ConsoleAdmin):

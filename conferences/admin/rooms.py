@@ -5,8 +5,7 @@ same service function as its API twin, with the staff user as the actor."""
 import uuid
 
 from django.contrib import admin
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import OuterRef, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -15,7 +14,7 @@ from ..errors import Conflict, NotFound
 from ..models import CallSession, Member, PlaybackOperation, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES
 from ..services import commands, members, playback, rooms
-from .base import ReadOnlyAdmin, indexed_values_filter, staff_actor
+from .base import ReadOnlyAdmin, ReadOnlyInline, count_per_row, indexed_values_filter, staff_actor
 from .timeline import TimelineMixin, timeline_link
 
 
@@ -44,16 +43,12 @@ class LiveFilter(admin.SimpleListFilter):
         return queryset
 
 
-class MemberInline(admin.TabularInline):
+class MemberInline(ReadOnlyInline):
     """A room's current members (its past ones are in Members, searched by room_id)."""
 
     model = Member
     verbose_name_plural = "current members"
     fields = ["session_link", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
     ordering = ["-id"]
 
     @admin.display(description="session")
@@ -62,9 +57,6 @@ class MemberInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(state__in=ACTIVE_MEMBER_STATES).select_related("session", "room")
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class CallActions:
@@ -146,13 +138,8 @@ class RoomAdmin(TimelineMixin, CallActions, ReadOnlyAdmin):
     timeline_page = staticmethod(timeline_link)
 
     def get_queryset(self, request):
-        active = Member.objects.filter(room=OuterRef("pk"), state__in=ACTIVE_MEMBER_STATES).order_by()
-        counted = active.values("room").annotate(count=Count("pk")).values("count")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(member_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0))
-        )
+        active = Member.objects.filter(room=OuterRef("pk"), state__in=ACTIVE_MEMBER_STATES)
+        return super().get_queryset(request).annotate(member_count=count_per_row(active, "room"))
 
     def search(self, queryset, term):
         of_member = Member.objects.filter(session__session_uuid=term).values("room_id")
@@ -274,20 +261,20 @@ class MemberAdmin(CallActions, ReadOnlyAdmin):
         return [m.session for m in queryset.filter(state__in=ACTIVE_MEMBER_STATES).select_related("session__app")]
 
 
-class SessionMemberInline(MemberInline):
+class SessionMemberInline(ReadOnlyInline):
     """Every stay of the session in a room (a call has few)."""
 
-    fk_name = "session"
+    model = Member
     verbose_name_plural = "memberships"
     fields = ["room_link", "state", "muted", "requested_at", "joined_at", "ended_at", "end_reason"]
-    readonly_fields = fields
+    ordering = ["-id"]
 
     @admin.display(description="room")
     def room_link(self, member):
         return _link(member.room)
 
     def get_queryset(self, request):
-        return admin.TabularInline.get_queryset(self, request).select_related("session", "room")
+        return super().get_queryset(request).select_related("session", "room")
 
 
 @admin.register(CallSession)

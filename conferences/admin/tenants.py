@@ -4,42 +4,22 @@ events and delivery history stay; disable it instead."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import OuterRef
 
 from ..errors import ServiceError
 from ..models import ApiKey, App, Room, WebhookEndpoint
 from ..services import endpoints, tenants
-from .base import ConsoleAdmin, ReadOnlyAdmin, SuperuserManages, staff_actor
+from .base import ConsoleAdmin, ReadOnlyAdmin, ReadOnlyInline, SuperuserManages, count_per_row, staff_actor
 
 
-def _count_of(queryset) -> Coalesce:
-    counted = queryset.order_by().values("app").annotate(count=Count("pk")).values("count")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(ReadOnlyInline):
     model = ApiKey
     fields = ["prefix", "label", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class EndpointInline(admin.TabularInline):
+class EndpointInline(ReadOnlyInline):
     model = WebhookEndpoint
     fields = ["endpoint_id", "display_url", "enabled", "disabled_reason", "deleted_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class AppCreationForm(forms.ModelForm):
@@ -73,8 +53,8 @@ class AppAdmin(SuperuserManages, ConsoleAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                endpoint_count=_count_of(WebhookEndpoint.objects.current().filter(app=OuterRef("pk"))),
-                live_room_count=_count_of(Room.objects.live().filter(app=OuterRef("pk"))),
+                endpoint_count=count_per_row(WebhookEndpoint.objects.current().filter(app=OuterRef("pk")), "app"),
+                live_room_count=count_per_row(Room.objects.live().filter(app=OuterRef("pk")), "app"),
             )
         )
 

@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from ..event_schema import event_schemas
 from ..models import Delivery, DeliveryAttempt, Event, Room, WebhookEndpoint
 from ..services import endpoints
-from .base import ReadOnlyAdmin, SuperuserManages, staff_actor
+from .base import ReadOnlyAdmin, ReadOnlyInline, SuperuserManages, staff_actor
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -37,16 +37,9 @@ def _is_hex_uuid(text: str) -> bool:
     return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyInline):
     model = Delivery
     fields = ["endpoint", "status", "attempts", "next_attempt_at", "completed_at", "last_status_code", "last_error"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("endpoint")
@@ -67,15 +60,9 @@ class EventAdmin(ReadOnlyAdmin):
         return queryset.filter(_by_room_or_key(term))
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
     fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_excerpt"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DeliveryAttempt)

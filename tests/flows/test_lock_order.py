@@ -40,7 +40,8 @@ def run_together(*calls):
     return errors
 
 
-def joined_member(tenant, room):
+def joining_member(tenant, room):
+    """A new session whose join the engine has not confirmed yet."""
     session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
     run_command(
         actor=SYSTEM,
@@ -58,6 +59,11 @@ def joined_member(tenant, room):
             command_uid=uid,
         ),
     )
+    return session
+
+
+def joined_member(tenant, room):
+    session = joining_member(tenant, room)
     members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
     return session
 
@@ -113,23 +119,7 @@ def test_watchdog_and_join_confirmation_in_one_room(tenant, round_number):
     from conferences.models import PlaybackOperation
 
     room = create_room(actor=SYSTEM, app=tenant.app, name=f"w{round_number}")
-    session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
-    run_command(
-        actor=SYSTEM,
-        app=tenant.app,
-        session_uuid=session.session_uuid,
-        command="conference/join",
-        command_uid=None,
-        request={},
-        perform=lambda uid: members.join(
-            actor=SYSTEM,
-            app=tenant.app,
-            session_uuid=session.session_uuid,
-            room_id=room.room_id,
-            muted=False,
-            command_uid=uid,
-        ),
-    )
+    session = joining_member(tenant, room)
     playback.play(actor=SYSTEM, app=tenant.app, room_id=room.room_id, urls=["https://x/a.wav"])
     PlaybackOperation.objects.update(deadline_at=timezone.now() - timedelta(seconds=1))
     errors = run_together(
