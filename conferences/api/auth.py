@@ -10,16 +10,19 @@ from ..ratelimit import Rate
 from ..services.tenants import find_api_key
 
 
-def refuse_a_failing_address(request) -> None:
-    """An address that keeps failing authentication (API keys, the engine's token) is refused
-    before anything is checked, so guessing gets no answer (429 with Retry-After)."""
-    failures = Rate.parse(settings.AUTH_FAILURE_RATE_LIMIT)
-    if (wait := ratelimit.hit("auth-failure", request.META.get("REMOTE_ADDR", ""), failures, count=False)) is not None:
-        raise exceptions.Throttled(wait)
+def failures_of_address(request, *, count: bool) -> ratelimit.Window:
+    """The window of failed authentications (API keys, the engine's token) from the request's address."""
+    rate = Rate.parse(settings.AUTH_FAILURE_RATE_LIMIT)
+    return ratelimit.Window("auth-failure", request.META.get("REMOTE_ADDR", ""), rate, count=count)
 
 
-def count_a_failure(request) -> None:
-    ratelimit.hit("auth-failure", request.META.get("REMOTE_ADDR", ""), Rate.parse(settings.AUTH_FAILURE_RATE_LIMIT))
+def authentication_failed(request, error: exceptions.APIException) -> exceptions.APIException:
+    """`error`, counted against the address; once the address is past AUTH_FAILURE_RATE_LIMIT,
+    429 with Retry-After instead, and the right credentials get 429 too (see AppRateThrottle),
+    so guessing learns nothing from this address."""
+    if (wait := ratelimit.hit(failures_of_address(request, count=True))) is not None:
+        return exceptions.Throttled(wait)
+    return error
 
 
 class AppKeyAuthentication(BaseAuthentication):
@@ -30,11 +33,9 @@ class AppKeyAuthentication(BaseAuthentication):
         plain_key = request.headers.get("X-API-Key")
         if not app_id or not plain_key:
             raise exceptions.NotAuthenticated("X-App-ID and X-API-Key headers are required")
-        refuse_a_failing_address(request)
         api_key = find_api_key(app_id=app_id, plain_key=plain_key)
         if api_key is None:
-            count_a_failure(request)
-            raise exceptions.AuthenticationFailed("Invalid application id or API key")
+            raise authentication_failed(request, exceptions.AuthenticationFailed("Invalid application id or API key"))
         logs.bind(app=app_id, by=f"app:{app_id}:{api_key.prefix}")
         return api_key.app, api_key
 
@@ -58,12 +59,16 @@ class IsEnabledApp(permissions.BasePermission):
 
 
 class AppRateThrottle(throttling.BaseThrottle):
-    """Requests per app (API_RATE_LIMIT) across all processes; over it, 429 with Retry-After."""
+    """Requests per app (API_RATE_LIMIT) across all processes, and no answer to an address past its
+    failed authentications; over either, 429 with Retry-After. Both in one round trip."""
 
     def allow_request(self, request, view):
         self.retry_after = None
         if request.user is not None:
-            self.retry_after = ratelimit.hit("app", request.user.app_id, Rate.parse(settings.API_RATE_LIMIT))
+            self.retry_after = ratelimit.hit(
+                ratelimit.Window("app", request.user.app_id, Rate.parse(settings.API_RATE_LIMIT)),
+                failures_of_address(request, count=False),
+            )
         return self.retry_after is None
 
     def wait(self):

@@ -6,10 +6,11 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .. import ratelimit
 from ..actors import Actor
 from ..ids import NODE_RE
 from ..services import engine_events
-from .auth import count_a_failure, refuse_a_failing_address
+from .auth import authentication_failed, failures_of_address
 
 
 class EngineTokenRequired(exceptions.AuthenticationFailed):
@@ -29,10 +30,10 @@ class EngineEventsApi(APIView):
         token = header[7:] if header.startswith("Bearer ") else ""
         expected = settings.ENGINE_TOKEN
         # An unset ENGINE_TOKEN closes the ingress; comparison is constant-time.
-        refuse_a_failing_address(request)
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-            count_a_failure(request)
-            raise EngineTokenRequired()
+            raise authentication_failed(request, EngineTokenRequired())
+        if (wait := ratelimit.hit(failures_of_address(request, count=False))) is not None:
+            raise exceptions.Throttled(wait)
         super().initial(request, *args, **kwargs)
 
     def get_authenticate_header(self, request):

@@ -40,11 +40,11 @@ def test_concurrent_requests_never_both_take_the_last_slot(tenant):
 )
 def test_another_process_counts_in_the_same_window():
     rate = ratelimit.Rate(5, 60)
-    assert all(ratelimit.hit("shared", "app-x", rate) is None for _ in range(3))
+    assert all(ratelimit.hit(ratelimit.Window("shared", "app-x", rate)) is None for _ in range(3))
     script = (
         "import django, os, sys; django.setup(); from django.conf import settings;"
         "settings.CACHES['default']['KEY_PREFIX'] = sys.argv[1]; from conferences import ratelimit;"
-        "print([ratelimit.hit('shared', 'app-x', ratelimit.Rate(5, 60)) is None for _ in range(3)])"
+        "print([ratelimit.hit(ratelimit.Window('shared', 'app-x', ratelimit.Rate(5, 60))) is None for _ in range(3)])"
     )
     other = subprocess.run(
         [sys.executable, "-c", script, settings.CACHES["default"]["KEY_PREFIX"]],
