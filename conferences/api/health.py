@@ -4,9 +4,11 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import generate_latest
 
 from project.celery import app as celery_app
 
+from .. import metrics as domain_metrics
 from .errors import error_body
 
 
@@ -33,7 +35,8 @@ def readyz(request):
 
 
 def metrics(request):
-    """Prometheus' page; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    """Prometheus' page: this process's request and database metrics, then the domain metrics
+    (conferences/metrics.py); with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
     expected = settings.METRICS_TOKEN
     if expected:
         header = request.headers.get("Authorization", "")
@@ -42,4 +45,8 @@ def metrics(request):
             response = JsonResponse(error_body("A valid metrics token is required", "not_authenticated"), status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return ExportToDjangoView(request)
+    response = ExportToDjangoView(request)
+    # Appended rather than registered with prometheus_client's default registry, which
+    # django-prometheus leaves aside in multiprocess mode; they are read from the database.
+    response.content += generate_latest(domain_metrics.registry)
+    return response
