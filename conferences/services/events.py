@@ -1,5 +1,5 @@
 from ..models import App, Event, Room
-from .fan_out import fan_out
+from . import fan_out
 
 
 def record_event(*, app: App, payload: dict, room: Room | None = None, ordering_key: str | None = None) -> Event:
@@ -17,9 +17,9 @@ def record_event(*, app: App, payload: dict, room: Room | None = None, ordering_
 
 def record_events(items: list[tuple[App, Room | None, str, dict]]) -> list[Event]:
     """Many events at once, in order: (app, room, ordering key, payload) each."""
-    events = Event.objects.bulk_create(
+    events = [
         Event(app=app, event_type=payload["event"], ordering_key=key, room=room, payload=payload)
         for app, room, key, payload in items
-    )
-    fan_out(events)
+    ]
+    fan_out.write(events)
     return events

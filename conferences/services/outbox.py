@@ -35,14 +35,18 @@ DISPATCH_TASKS = {
 LOST_WAKE_SECONDS = 5
 
 _TABLE = OutboxWake._meta.db_table
+# Each outbox's flag raised unless a wake-up is already waiting; per kind: (raised, flag row exists).
 RAISE_SQL = f"""
 WITH raised AS (
     UPDATE {_TABLE} SET requested_at = statement_timestamp()
-    WHERE kind = %(kind)s
+    WHERE kind = ANY (%(kinds)s)
       AND (requested_at IS NULL OR requested_at < statement_timestamp() - %(lost)s * interval '1 second')
-    RETURNING 1
+    RETURNING kind
 )
-SELECT EXISTS (SELECT 1 FROM raised), EXISTS (SELECT 1 FROM {_TABLE} WHERE kind = %(kind)s)
+SELECT wanted.kind,
+       EXISTS (SELECT 1 FROM raised WHERE raised.kind = wanted.kind),
+       EXISTS (SELECT 1 FROM {_TABLE} AS flag WHERE flag.kind = wanted.kind)
+FROM unnest(%(kinds)s::text[]) AS wanted(kind)
 """
 CREATE_RAISED_SQL = f"""
 INSERT INTO {_TABLE} (kind, requested_at) VALUES (%(kind)s, statement_timestamp())
@@ -83,14 +87,20 @@ AND d.id = (
 
 
 def wake_on_commit(kind: str) -> None:
-    """One wake-up after the current transaction commits, however many rows it adds."""
-    if any(getattr(callback, "outbox_kind", None) == kind for _, callback, _ in connection.run_on_commit):
-        return
+    """One wake-up after the current transaction commits, however many rows it adds; the flags of
+    every outbox it adds to are raised in one statement."""
+    for _, callback, _ in connection.run_on_commit:
+        if (kinds := getattr(callback, "outbox_kinds", None)) is not None:
+            kinds.add(kind)
+            return
+    kinds = {kind}
 
     def wake_up():
-        wake(kind)
+        for raised in _raise_flags(sorted(kinds)):
+            if not enqueue_rollback_unsafe(DISPATCH_TASKS[raised]):
+                lower_flag(raised)  # nothing was published: the next commit must try again
 
-    wake_up.outbox_kind = kind
+    wake_up.outbox_kinds = kinds
     # Robust: the state change has committed; a failed wake-up is the re-drive's to catch up.
     transaction.on_commit(wake_up, robust=True)
 
@@ -98,7 +108,7 @@ def wake_on_commit(kind: str) -> None:
 def wake(kind: str, *, countdown: float | None = None, force: bool = False) -> None:
     """Publish a wake-up unless one is already waiting. `force` publishes anyway (the periodic
     re-drive, a retry due soon) and leaves the flag alone."""
-    if not force and not _raise_flag(kind):
+    if not force and not _raise_flags([kind]):
         return
     if not enqueue_rollback_unsafe(DISPATCH_TASKS[kind], countdown=countdown) and not force:
         lower_flag(kind)  # nothing was published: the next commit must try again
@@ -133,15 +143,18 @@ def redrive(kind: str, due_sql: str) -> bool:
     return due
 
 
-def _raise_flag(kind: str) -> bool:
-    parameters = {"kind": kind, "lost": LOST_WAKE_SECONDS}
+def _raise_flags(kinds: list[str]) -> list[str]:
+    """The kinds whose flag this call raised (their wake-up is to be published)."""
+    raised = []
     with connection.cursor() as cursor:
-        cursor.execute(RAISE_SQL, parameters)
-        raised, exists = cursor.fetchone()
-        if exists:
-            return raised
-        cursor.execute(CREATE_RAISED_SQL, parameters)
-        return cursor.fetchone() is not None
+        cursor.execute(RAISE_SQL, {"kinds": kinds, "lost": LOST_WAKE_SECONDS})
+        for kind, raised_now, exists in cursor.fetchall():
+            if not exists:  # the first wake-up of this outbox
+                cursor.execute(CREATE_RAISED_SQL, {"kind": kind})
+                raised_now = cursor.fetchone() is not None
+            if raised_now:
+                raised.append(kind)
+    return raised
 
 
 def lower_flag(kind: str) -> None:

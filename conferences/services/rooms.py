@@ -12,7 +12,7 @@ from ..models.sessions import ACTIVE_MEMBER_STATES
 from . import audit, engine_commands, quotas
 from .events import record_event
 from .locks import lock_live_room
-from .members import end_membership_locked
+from .members import end_memberships_locked
 from .playback import stop_locked
 
 NAME_CONSTRAINT = "room_live_name_unique"
@@ -88,9 +88,10 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
             .filter(state__in=ACTIVE_MEMBER_STATES)
             .order_by("requested_at", "id")
         )
+        members = list(members)
         for member in members:
             member.room = room
-            end_membership_locked(member=member, reason="removed", actor=actor)
+        end_memberships_locked(members=members, reason="removed", actor=actor)
         room.save(update_fields=["destroyed_at"])
         record_event(app=app, room=room, payload=webhook_events.conference_destroyed(room))
         audit.record(actor=actor, action="conference.destroy", app_id=app.app_id, room_id=room.room_id)

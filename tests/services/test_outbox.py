@@ -14,22 +14,22 @@ pytestmark = pytest.mark.django_db
 
 
 def test_only_the_commit_that_raises_the_flag_publishes():
-    assert outbox._raise_flag("webhooks") is True
-    assert outbox._raise_flag("webhooks") is False  # a wake-up is already waiting
+    assert outbox._raise_flags(["webhooks"]) == ["webhooks"]
+    assert outbox._raise_flags(["webhooks"]) == []  # a wake-up is already waiting
     outbox.lower_flag("webhooks")  # a worker took it
-    assert outbox._raise_flag("webhooks") is True
+    assert outbox._raise_flags(["webhooks"]) == ["webhooks"]
 
 
 def test_a_flag_raised_long_ago_counts_as_a_lost_message():
-    assert outbox._raise_flag("webhooks") is True
+    assert outbox._raise_flags(["webhooks"]) == ["webhooks"]
     OutboxWake.objects.filter(kind="webhooks").update(requested_at=timezone.now() - timedelta(seconds=10))
-    assert outbox._raise_flag("webhooks") is True
+    assert outbox._raise_flags(["webhooks"]) == ["webhooks"]
 
 
 def test_the_flag_row_is_created_when_missing():
     OutboxWake.objects.all().delete()
-    assert outbox._raise_flag("webhooks") is True
-    assert outbox._raise_flag("webhooks") is False
+    assert outbox._raise_flags(["webhooks"]) == ["webhooks"]
+    assert outbox._raise_flags(["webhooks"]) == []
 
 
 def test_a_wake_up_that_could_not_be_published_lowers_the_flag(monkeypatch):
@@ -86,11 +86,27 @@ def test_a_failed_wake_up_does_not_fail_the_committed_request(tenant, api, monke
 
     from conferences.models import Delivery, WebhookEndpoint
 
-    def database_gone(kind):
+    def database_gone(kinds):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(outbox, "_raise_flag", database_gone)
+    monkeypatch.setattr(outbox, "_raise_flags", database_gone)
     WebhookEndpoint.objects.create(app=tenant.app, url="http://93.184.216.34/hook", secret="whsec_unused")
     response = api.post("/api/v1/conferences", {"name": "committed"}, format="json")
     assert response.status_code == 201
     assert Delivery.objects.filter(status="pending").count() == 1  # the re-drive will send it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_adding_to_both_outboxes_raises_both_flags_in_one_statement(monkeypatch):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    published = []
+    monkeypatch.setattr(outbox, "enqueue_rollback_unsafe", lambda name, **options: published.append(name) or True)
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic():
+            for kind in ("webhooks", "engine", "webhooks"):
+                outbox.wake_on_commit(kind)
+    assert sorted(published) == sorted(outbox.DISPATCH_TASKS.values())
+    assert sum("UPDATE conferences_outboxwake" in query["sql"] for query in queries) == 1
+    assert OutboxWake.objects.filter(requested_at__isnull=False).count() == 2

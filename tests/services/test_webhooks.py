@@ -427,19 +427,24 @@ def test_writing_an_event_costs_the_same_whatever_the_backlog(tenant, endpoint):
             " SELECT id, %s, ordering_key, 'pending', 0, 0, now(), now(), '' FROM event",
             [tenant.app.pk, endpoint.pk],
         )
+        import uuid
+
+        from django.utils import timezone
+        from psycopg.types.json import Jsonb
+
         from conferences.services.fan_out import INSERT_SQL
 
-        next_event = Event.objects.create(
-            app=tenant.app, event_type="conference.destroyed", ordering_key="backlog-7", payload={}
-        )
         with transaction.atomic():  # EXPLAIN ANALYZE runs the insert: undo it
             cursor.execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + INSERT_SQL,
                 {
-                    "events": [next_event.pk],
+                    "uuids": [uuid.uuid4()],
                     "apps": [tenant.app.pk],
                     "types": ["conference.destroyed"],
                     "keys": ["backlog-7"],
+                    "rooms": [None],
+                    "payloads": [Jsonb({})],
+                    "created": [timezone.now()],
                 },
             )
             plan = cursor.fetchone()[0]
