@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
@@ -53,8 +53,12 @@ def hit(*windows: Window) -> float | None:
     keyed = [
         (window, f"ratelimit:{window.scope}:{window.ident}:{int(now // window.rate.period)}") for window in windows
     ]
+    cache = caches["default"]
     try:
-        used = _used_in_redis(keyed) if isinstance(cache, RedisCache) else [_used_in_cache(*item) for item in keyed]
+        if isinstance(cache, RedisCache):
+            used = _used_in_redis(cache, keyed)
+        else:
+            used = [_used_in_cache(cache, *item) for item in keyed]
     except (RedisError, OSError) as exc:
         _cache_down_until = time.monotonic() + CACHE_DOWN_PAUSE
         log.warning("rate limits off for %.0f s: the cache failed (%s)", CACHE_DOWN_PAUSE, type(exc).__name__)
@@ -67,12 +71,9 @@ def hit(*windows: Window) -> float | None:
     return max(waits, default=None)
 
 
-def _used_in_redis(keyed: list[tuple[Window, str]]) -> list[int]:
+def _used_in_redis(cache: RedisCache, keyed: list[tuple[Window, str]]) -> list[int]:
     """Requests in each window, this one included when counted: one pipelined round trip."""
-    # Django's cache API has no pipeline: its Redis client (a private attribute) is used directly,
-    # with the cache's own key prefix.
-    client = cache._cache.get_client(write=True)
-    with client.pipeline(transaction=False) as pipe:
+    with _redis_client(cache).pipeline(transaction=False) as pipe:
         for window, key in keyed:
             key = cache.make_and_validate_key(key)
             if window.count:
@@ -91,7 +92,17 @@ def _used_in_redis(keyed: list[tuple[Window, str]]) -> list[int]:
     return used
 
 
-def _used_in_cache(window: Window, key: str) -> int:
+def _redis_client(cache: RedisCache):
+    """The cache's Redis client, made once per cache: Django's cache API has no pipeline, so its
+    client (a private attribute) is used directly, with the cache's own key prefix; and Django
+    makes a new client for every call, which costs more than the round trip."""
+    backend = cache._cache
+    if (client := getattr(backend, "ratelimit_client", None)) is None:
+        client = backend.ratelimit_client = backend.get_client(write=True)
+    return client
+
+
+def _used_in_cache(cache, window: Window, key: str) -> int:
     if not window.count:
         return cache.get(key, 0) + 1
     cache.add(key, 0, timeout=window.rate.period + 1)

@@ -38,3 +38,25 @@ def test_active_sessions_are_capped_per_app(client_for, tenant):
     assert again.status_code == 201 and again.json() == {"session_uuid": uuid}  # a repeated report is no new session
     assert report(type="session.ended", session_uuid=uuid).status_code == 200
     assert report(type="session.created", app_id=tenant.app.app_id, caller_id="2").status_code == 201
+
+
+@override_settings(QUOTA_LIVE_ROOMS=100)
+def test_far_from_the_quota_an_app_s_rooms_are_not_counted_on_every_create(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(5):
+            assert api.post("/api/v1/conferences", {"name": f"r{n}"}, format="json").status_code == 201
+    assert sum("COUNT(*)" in query["sql"] for query in queries) == 1  # counting walks up to 100 entries
+
+
+@override_settings(QUOTA_LIVE_ROOMS=10)
+def test_near_the_quota_every_create_counts_rooms_made_elsewhere(api, tenant):
+    from conferences.ids import mint_room_id
+    from conferences.models import Room
+
+    for n in range(9):
+        assert api.post("/api/v1/conferences", {"name": f"r{n}"}, format="json").status_code == 201
+    Room.objects.create(room_id=mint_room_id(), app=tenant.app, name="made-by-another-process", node="other")
+    assert_error(api.post("/api/v1/conferences", {"name": "r10"}, format="json"), 409, "quota_exceeded")

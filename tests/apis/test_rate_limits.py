@@ -98,3 +98,17 @@ def test_wrong_engine_tokens_are_limited_per_address(client_for):
     assert_error(engine.post("/api/v1/engine/events", report, format="json"), 429, "rate_limited")
     engine.credentials(HTTP_AUTHORIZATION="Bearer the-engine-token")
     assert engine.post("/api/v1/engine/events", report, format="json", REMOTE_ADDR="10.0.0.7").status_code == 200
+
+
+@pytest.mark.skipif(not settings.CACHE_URL, reason="no Redis configured (CACHE_URL or a Redis broker)")
+def test_a_request_costs_one_round_trip_to_redis(api, monkeypatch):
+    from django.core.cache.backends.redis import RedisCacheClient
+    from redis.client import Pipeline
+
+    round_trips = []
+    real_execute = Pipeline.execute
+    monkeypatch.setattr(Pipeline, "execute", lambda self, **options: round_trips.append(1) or real_execute(self))
+    for name in ("add", "get", "incr", "set"):  # one command each would be one round trip each
+        monkeypatch.setattr(RedisCacheClient, name, lambda *args, **kwargs: pytest.fail("not pipelined"))
+    assert [api.get("/api/v1/conferences").status_code for _ in range(3)] == [200] * 3
+    assert round_trips == [1, 1, 1]
