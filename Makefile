@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # Fails loudly when the embedded PostgreSQL cannot start.
 WITH_DB = if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$($(PY) -m project.devdb) || exit 1; export DATABASE_URL; fi;
 
-.PHONY: install run test bench lint fuzz
+.PHONY: install run test bench lint fuzz faults load
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required"; exit 1; }
@@ -35,3 +35,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	@$(WITH_DB) $(PY) -m bench $(BENCH)
+
+# The API under gunicorn from outside (bench/load.py); SCALE_OUT=1: two web processes and two workers.
+load: $(STAMP)
+	@$(WITH_DB) LOAD_SCALE_OUT=$(SCALE_OUT) $(PY) -m bench.load
+
+# Faults under load (bench/faults.py) on servers of its own: BROKER=redis (default) or rabbitmq.
+BROKER ?= redis
+faults: $(STAMP)
+	@BROKER=$(BROKER) $(PY) -m bench.faults
