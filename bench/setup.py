@@ -28,7 +28,7 @@ def use_fresh_database() -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
     bench_url = _url(f"/{BENCH_DB}")
-    _point_django_at(bench_url)
+    point_django_at(bench_url)
     return bench_url
 
 
@@ -44,7 +44,7 @@ def use_kept_database(name: str, fingerprint: str) -> bool:
         with psycopg.connect(_url("/postgres"), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {name}")
-    _point_django_at(kept_url)
+    point_django_at(kept_url)
     return reused
 
 
@@ -66,7 +66,7 @@ def _marker(url: str) -> str | None:
     return row[0] if row else None
 
 
-def _point_django_at(url: str) -> None:
+def point_django_at(url: str) -> None:
     """Migrate the database at `url` and point Django (and the processes started from now on) at it."""
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
