@@ -79,7 +79,9 @@ def main() -> None:
 
     # One worker per queue, so a flood of webhooks never delays the watchdog or the engine.
     # Quiet (no start-up banners) and at WARNING, not INFO: the workers' banners and the 1 s
-    # sweeps' log lines would bury the banner printed below.
+    # sweeps' log lines would bury the banner printed below. Without gossip, mingle and event
+    # heartbeats, as in production: nothing here uses them, and each is broker traffic and one
+    # more consumer to re-establish after an outage.
     celery = [PY, "-m", "celery", "-A", "project", "--quiet"]
     workers = (("webhooks", "webhooks", 2), ("engine", "engine,celery", 8), ("sweeps", "sweeps", 4))
     supervised = [
@@ -93,6 +95,9 @@ def main() -> None:
                     "--loglevel=WARNING",
                     "--pool=threads",
                     f"--concurrency={threads}",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
                     "-Q",
                     queues,
                     "-n",

@@ -193,14 +193,25 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Publishing must never hang a request: the outbox re-drive covers a broker that is down.
+# Publishing must never hang a request: the outbox re-drive covers a broker that is down. A
+# connection is tried twice without a pause between (kombu's default pause, 2 s, was what a
+# request waited when it met a dead broker).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **globals().get("CELERY_BROKER_TRANSPORT_OPTIONS", {}),
     "max_retries": 1,
+    "interval_start": 0,
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
 }
-CELERY_TASK_PUBLISH_RETRY = False
+# Workers and beat wait out a broker outage of any length (by default a worker gives up after
+# 100 tries, about 50 minutes), and a worker started before its broker waits for it.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Requests publish with retry=False (conferences/publish.py): they never wait on a dead broker.
+# Beat keeps one producer for its lifetime, and kombu reconnects a producer only inside this
+# retry: without it, beat never publishes again after a RabbitMQ restart (celery#3409).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 # Webhook sending, engine commands and sweeps on their own queues, so one cannot starve
 # another. All are declared: a worker without -Q consumes every one; -Q picks some.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
