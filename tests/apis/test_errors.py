@@ -118,3 +118,21 @@ def test_a_database_that_cannot_be_reached_answers_503(api):
         connection.settings_dict["PORT"] = port
     body = assert_error(response, 503, "service_unavailable")
     assert response["Retry-After"] == "5" and body["detail"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_database_dropped_answers_503_and_is_not_kept(api):
+    import psycopg
+    from django.db import close_old_connections, connection
+
+    connection.ensure_connection()
+    dropped = connection.connection.info.backend_pid
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"], host=settings["HOST"], port=settings["PORT"], user=settings["USER"], autocommit=True
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [dropped])  # as a PostgreSQL restart does
+    assert_error(api.get("/api/v1/conferences"), 503, "service_unavailable")
+    close_old_connections()  # what the end of a request does under a WSGI server (the test client does not)
+    assert api.get("/api/v1/conferences").status_code == 200  # on a new connection
+    assert connection.connection.info.backend_pid != dropped
