@@ -121,7 +121,6 @@ AUTH_FAILURE_RATE_LIMIT = env_str("AUTH_FAILURE_RATE_LIMIT", "30/minute")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["conferences.api.auth.AppKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["conferences.api.auth.IsEnabledApp"],
-    "DEFAULT_THROTTLE_CLASSES": ["conferences.api.auth.AppRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["conferences.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "conferences.api.errors.exception_handler",

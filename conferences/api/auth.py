@@ -1,5 +1,5 @@
 from django.conf import settings
-from rest_framework import exceptions, permissions, throttling
+from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
 from project import logs
@@ -18,15 +18,28 @@ def failures_of_address(request, *, count: bool) -> ratelimit.Window:
 
 def authentication_failed(request, error: exceptions.APIException) -> exceptions.APIException:
     """`error`, counted against the address; once the address is past AUTH_FAILURE_RATE_LIMIT,
-    429 with Retry-After instead, and the right credentials get 429 too (see AppRateThrottle),
-    so guessing learns nothing from this address."""
+    429 with Retry-After instead, and the right credentials get 429 too (see `admit`), so
+    guessing learns nothing from this address."""
     if (wait := ratelimit.hit(failures_of_address(request, count=True))) is not None:
         return exceptions.Throttled(wait)
     return error
 
 
+def admit(request, app) -> None:
+    """429 with Retry-After, before anything else is checked, for a request over its app's
+    API_RATE_LIMIT (counted by every process together) or from an address past its failed
+    authentications, whatever its key. Both in one round trip to the cache."""
+    wait = ratelimit.hit(
+        ratelimit.Window("app", app.app_id, Rate.parse(settings.API_RATE_LIMIT)),
+        failures_of_address(request, count=False),
+    )
+    if wait is not None:
+        raise exceptions.Throttled(wait)
+
+
 class AppKeyAuthentication(BaseAuthentication):
-    """`X-App-ID` and `X-API-Key`; request.user is the App, request.auth the ApiKey."""
+    """`X-App-ID` and `X-API-Key`; request.user is the App, request.auth the ApiKey. A request
+    with a right key is then admitted, or not (`admit`)."""
 
     def authenticate(self, request):
         app_id = request.headers.get("X-App-ID")
@@ -37,6 +50,7 @@ class AppKeyAuthentication(BaseAuthentication):
         if api_key is None:
             raise authentication_failed(request, exceptions.AuthenticationFailed("Invalid application id or API key"))
         logs.bind(app=app_id, by=f"app:{app_id}:{api_key.prefix}")
+        admit(request, api_key.app)
         return api_key.app, api_key
 
     def authenticate_header(self, request):
@@ -56,23 +70,6 @@ class IsEnabledApp(permissions.BasePermission):
         if not request.user.enabled:
             raise AppDisabled()
         return True
-
-
-class AppRateThrottle(throttling.BaseThrottle):
-    """Requests per app (API_RATE_LIMIT) across all processes, and no answer to an address past its
-    failed authentications; over either, 429 with Retry-After. Both in one round trip."""
-
-    def allow_request(self, request, view):
-        self.retry_after = None
-        if request.user is not None:
-            self.retry_after = ratelimit.hit(
-                ratelimit.Window("app", request.user.app_id, Rate.parse(settings.API_RATE_LIMIT)),
-                failures_of_address(request, count=False),
-            )
-        return self.retry_after is None
-
-    def wait(self):
-        return self.retry_after
 
 
 def actor_of(request) -> Actor:

@@ -23,7 +23,6 @@ class EngineEventsApi(APIView):
 
     authentication_classes = []
     permission_classes = []
-    throttle_classes = []
 
     def initial(self, request, *args, **kwargs):
         header = request.headers.get("Authorization", "")

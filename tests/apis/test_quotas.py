@@ -1,9 +1,12 @@
 """Per-app quotas (SPEC 12): live rooms and active sessions; over them, 409 quota_exceeded."""
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
-from conferences.models import AuditEntry
+from conferences.ids import mint_room_id
+from conferences.models import AuditEntry, Room
 from tests.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -40,23 +43,24 @@ def test_active_sessions_are_capped_per_app(client_for, tenant):
     assert report(type="session.created", app_id=tenant.app.app_id, caller_id="2").status_code == 201
 
 
-@override_settings(QUOTA_LIVE_ROOMS=100)
-def test_far_from_the_quota_an_app_s_rooms_are_not_counted_on_every_create(api):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+@override_settings(QUOTA_LIVE_ROOMS=100, API_RATE_LIMIT="10/second")
+def test_far_from_the_quota_an_app_s_rooms_are_not_counted_on_every_create(api, monkeypatch):
+    from conferences.services import quotas
 
+    monkeypatch.setattr(quotas, "_clock", lambda: 1000.0)  # within the same second, however slow the machine
     with CaptureQueriesContext(connection) as queries:
-        for n in range(5):
+        for n in range(5):  # up to 5 live rooms: 95 away from the quota, and 10 creates a second
             assert api.post("/api/v1/conferences", {"name": f"r{n}"}, format="json").status_code == 201
-    assert sum("COUNT(*)" in query["sql"] for query in queries) == 1  # counting walks up to 100 entries
+    assert sum("COUNT(*)" in query["sql"] for query in queries) == 1
 
 
-@override_settings(QUOTA_LIVE_ROOMS=10)
-def test_near_the_quota_every_create_counts_rooms_made_elsewhere(api, tenant):
-    from conferences.ids import mint_room_id
-    from conferences.models import Room
+@override_settings(QUOTA_LIVE_ROOMS=12, API_RATE_LIMIT="60/minute")
+def test_near_the_quota_every_create_counts_rooms_made_elsewhere(api, tenant, monkeypatch):
+    from conferences.services import quotas
 
-    for n in range(9):
+    monkeypatch.setattr(quotas, "_clock", lambda: 1000.0)
+    for n in range(11):
         assert api.post("/api/v1/conferences", {"name": f"r{n}"}, format="json").status_code == 201
-    Room.objects.create(room_id=mint_room_id(), app=tenant.app, name="made-by-another-process", node="other")
-    assert_error(api.post("/api/v1/conferences", {"name": "r10"}, format="json"), 409, "quota_exceeded")
+    # Another process's create, meanwhile: the app could make one a second, and one is all that is left.
+    Room.objects.create(room_id=mint_room_id(), app=tenant.app, name="elsewhere", node="other")
+    assert_error(api.post("/api/v1/conferences", {"name": "r11"}, format="json"), 409, "quota_exceeded")

@@ -112,3 +112,30 @@ def test_a_request_costs_one_round_trip_to_redis(api, monkeypatch):
         monkeypatch.setattr(RedisCacheClient, name, lambda *args, **kwargs: pytest.fail("not pipelined"))
     assert [api.get("/api/v1/conferences").status_code for _ in range(3)] == [200] * 3
     assert round_trips == [1, 1, 1]
+
+
+@override_settings(AUTH_FAILURE_RATE_LIMIT="2/minute")
+def test_an_address_past_its_failures_gets_429_before_anything_else_is_checked(client_for, tenant):
+    tenant.app.enabled = False
+    tenant.app.save(update_fields=["enabled"])
+    wrong = client_for(tenant)
+    wrong.credentials(HTTP_X_APP_ID=tenant.app.app_id, HTTP_X_API_KEY="ck_guessed")
+    for _ in range(2):
+        assert_error(wrong.get("/api/v1/conferences"), 401, "authentication_failed")
+    # The right key of a disabled app: 429, as for a wrong key, not 403 app_disabled.
+    assert_error(client_for(tenant).get("/api/v1/conferences"), 429, "rate_limited")
+    other_address = client_for(tenant).get("/api/v1/conferences", REMOTE_ADDR="10.0.0.9")
+    assert_error(other_address, 403, "app_disabled")
+
+
+@override_settings(AUTH_FAILURE_RATE_LIMIT="2/minute", ENGINE_TOKEN="the-engine-token")
+def test_the_right_engine_token_from_an_address_past_its_failures_gets_429(client_for):
+    engine = client_for(None)
+    report = {"type": "heartbeat", "node": "abcde", "sessions": []}
+    engine.credentials(HTTP_AUTHORIZATION="Bearer guessed")
+    for _ in range(2):
+        assert_error(engine.post("/api/v1/engine/events", report, format="json"), 401, "authentication_failed")
+    engine.credentials(HTTP_AUTHORIZATION="Bearer the-engine-token")
+    response = engine.post("/api/v1/engine/events", report, format="json")
+    assert_error(response, 429, "rate_limited")
+    assert 1 <= int(response.headers["Retry-After"]) <= 61
