@@ -26,14 +26,13 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
-import psycopg
 
 from .faults import Phase, check_events
 from .receiver import percentile
+from .round_trips import round_trips
 from .stack import ENGINE_TOKEN, Stack
 
 CONCURRENCY = int(os.environ.get("LOAD_CONCURRENCY", 16))
@@ -56,32 +55,6 @@ LONG_PLAY = "http://127.0.0.1:9/hold.wav#duration=600"  # never ends by itself: 
 
 
 # --- 1. SQL per request --------------------------------------------------------------------------
-
-
-@contextmanager
-def round_trips():
-    """Counts the statements and transactions sent through psycopg (Django's and raw ones)."""
-    counts = Counter()
-    originals = {
-        (psycopg.Cursor, "execute"): psycopg.Cursor.execute,
-        (psycopg.Cursor, "executemany"): psycopg.Cursor.executemany,
-        (psycopg.Connection, "commit"): psycopg.Connection.commit,
-    }
-
-    def counted(kind, original):
-        def wrapper(self, *args, **kwargs):
-            counts[kind] += 1
-            return original(self, *args, **kwargs)
-
-        return wrapper
-
-    for (cls, name), original in originals.items():
-        setattr(cls, name, counted("transactions" if name == "commit" else "statements", original))
-    try:
-        yield counts
-    finally:
-        for (cls, name), original in originals.items():
-            setattr(cls, name, original)
 
 
 class World:

@@ -35,13 +35,14 @@ def held_until(endpoint: str, key: str) -> str:
 
 # The events, and one delivery per event and enabled endpoint of its app that wants the event
 # (an empty filter wants all), held behind its queue: one statement. Events take their ids in
-# the order given, and deliveries their queue positions in event order.
+# the order given (as Django's bulk_create relies on), and deliveries their queue positions in
+# event order.
 INSERT_SQL = f"""
 WITH new AS (
     INSERT INTO {_EVENT} (uuid, app_id, event_type, ordering_key, room_id, payload, created_at)
     SELECT * FROM unnest(%(uuids)s::uuid[], %(apps)s::bigint[], %(types)s::text[], %(keys)s::text[],
                          %(rooms)s::bigint[], %(payloads)s::jsonb[], %(created)s::timestamptz[])
-    RETURNING id, app_id, event_type, ordering_key
+    RETURNING id, uuid, app_id, event_type, ordering_key
 ), fanned AS (
     INSERT INTO {_DELIVERY} (event_id, endpoint_id, ordering_key, status, attempts, total_attempts, next_attempt_at,
                              created_at, last_error)
@@ -54,7 +55,7 @@ WITH new AS (
     ORDER BY new.id, ep.id
     RETURNING 1
 )
-SELECT id, (SELECT count(*) FROM fanned) FROM new ORDER BY id
+SELECT uuid, id, (SELECT count(*) FROM fanned) FROM new
 """
 
 
@@ -72,8 +73,9 @@ def write(events: list[Event]) -> None:
             "created": [event.created_at for event in events],
         },
     )
-    for event, (event_id, _) in zip(events, rows, strict=True):
-        event.pk = event_id
+    ids = {event_uuid: event_id for event_uuid, event_id, _ in rows}
+    for event in events:
+        event.pk = ids[event.uuid]
         event._state.adding = False
-    if rows and rows[0][1]:
+    if rows and rows[0][2]:
         outbox.wake_on_commit("webhooks")

@@ -209,14 +209,10 @@ def _end_locked(
         else:
             member.state = MemberState.FAILED
             if cancelled_joins_fail:
-                payload = webhook_events.command_result(
-                    operation_id=str(member.join_operation_id),
-                    command_uid=member.join_command_uid,
-                    session_uuid=session.session_uuid,
-                    command=JOIN,
-                    error="cancelled",
+                operation_id = str(member.join_operation_id)
+                events.append(
+                    _command_result(member, room.app, operation_id, member.join_command_uid, JOIN, "cancelled")
                 )
-                events.append((room.app, None, session.session_uuid, payload))
         if room.destroyed_at is None and tell_engine:
             engine_commands.enqueue("kick", room=room, session_uuid=session.session_uuid, room_id=room.room_id)
         history.append(

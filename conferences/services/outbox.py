@@ -97,8 +97,7 @@ def wake_on_commit(kind: str) -> None:
 
     def wake_up():
         for raised in _raise_flags(sorted(kinds)):
-            if not enqueue_rollback_unsafe(DISPATCH_TASKS[raised]):
-                lower_flag(raised)  # nothing was published: the next commit must try again
+            _publish_raised(raised)
 
     wake_up.outbox_kinds = kinds
     # Robust: the state change has committed; a failed wake-up is the re-drive's to catch up.
@@ -108,10 +107,17 @@ def wake_on_commit(kind: str) -> None:
 def wake(kind: str, *, countdown: float | None = None, force: bool = False) -> None:
     """Publish a wake-up unless one is already waiting. `force` publishes anyway (the periodic
     re-drive, a retry due soon) and leaves the flag alone."""
-    if not force and not _raise_flags([kind]):
-        return
-    if not enqueue_rollback_unsafe(DISPATCH_TASKS[kind], countdown=countdown) and not force:
-        lower_flag(kind)  # nothing was published: the next commit must try again
+    if force:
+        enqueue_rollback_unsafe(DISPATCH_TASKS[kind], countdown=countdown)
+    elif _raise_flags([kind]):
+        _publish_raised(kind, countdown=countdown)
+
+
+def _publish_raised(kind: str, *, countdown: float | None = None) -> None:
+    """The wake-up of the flag this process raised; if nothing was published, the flag goes
+    down again so that the next commit tries again."""
+    if not enqueue_rollback_unsafe(DISPATCH_TASKS[kind], countdown=countdown):
+        lower_flag(kind)
 
 
 _timed_wakes: dict[str, set[int]] = {}

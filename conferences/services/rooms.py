@@ -82,13 +82,12 @@ def destroy_room(*, actor: Actor, app: App, room_id: str) -> None:
         room.destroyed_at = timezone.now()  # set first: the engine is told to destroy, not to stop or kick
         if room.playback_status != PlaybackStatus.STOPPED:
             stop_locked(room=room, actor=actor)
-        members = (
+        members = list(
             room.memberships.select_for_update(of=("self",))
-            .select_related("session", "room__app")
+            .select_related("session")
             .filter(state__in=ACTIVE_MEMBER_STATES)
             .order_by("requested_at", "id")
         )
-        members = list(members)
         for member in members:
             member.room = room
         end_memberships_locked(members=members, reason="removed", actor=actor)

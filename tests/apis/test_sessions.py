@@ -493,3 +493,37 @@ def test_an_engine_that_fails_in_any_way_fails_the_join(api, session_uuid, room_
         finally:
             _engine.cache_clear()
     assert events("command.result")[0]["error"] == "engine_unavailable"
+
+
+def test_destroying_a_room_costs_the_same_statements_whatever_its_members(api, engine, tenant):
+    """Members end together: the events, their deliveries and the history in a few statements
+    however many calls the room holds; joined ones leave, pending joins are cancelled."""
+    from bench.round_trips import round_trips
+
+    def room_with(joined_calls: int, joining_calls: int) -> tuple[str, list[str]]:
+        room = api.post("/api/v1/conferences", {"name": f"r{joined_calls}"}, format="json").json()["room_id"]
+        calls = [
+            create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id=str(n), session_uuid=None).session_uuid
+            for n in range(joined_calls + joining_calls)
+        ]
+        for n, call in enumerate(calls):
+            if n < joined_calls:
+                joined(api, engine, call, room)
+            else:
+                assert command(api, call, "join", room_id=room).status_code == 202
+        return room, calls
+
+    statements = []
+    for joined_calls, joining_calls in ((1, 0), (3, 2)):
+        room, calls = room_with(joined_calls, joining_calls)
+        first_event = Event.objects.order_by("-id").values_list("id", flat=True).first()
+        with round_trips() as sent:
+            assert api.delete(f"/api/v1/conferences/{room}").status_code == 204
+        statements.append(sent["statements"])
+        written = [e.payload for e in Event.objects.filter(id__gt=first_event).order_by("id")]
+        assert [(p["event"], p.get("session_uuid"), p.get("error")) for p in written] == [
+            *(("conference.member.left", call, None) for call in calls[:joined_calls]),
+            *(("command.result", call, "cancelled") for call in calls[joined_calls:]),
+            ("conference.destroyed", None, None),
+        ]
+    assert statements[0] == statements[1]
