@@ -183,6 +183,7 @@ class Stack:
             Child(
                 f"worker{i}",
                 [PY, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO", "--pool=threads"]
+                + ["--without-gossip", "--without-mingle", "--without-heartbeat"]  # as deployed (deploy/)
                 + [f"--concurrency={worker_concurrency}", "-n", f"worker{i}@%h"],
                 {**self.env, **extra},
                 workdir / f"worker{i}.log",

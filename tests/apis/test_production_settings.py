@@ -54,3 +54,11 @@ def test_metrics_are_open_unless_a_token_is_set(client):
         assert_error(client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong"), 401, "not_authenticated")
         scraped = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scraper-token")
         assert scraped.status_code == 200 and b"django_http_requests" in scraped.content
+
+
+def test_the_admin_s_and_the_docs_files_are_served_without_debug(client):
+    """gunicorn has no static file server: the web process serves them (WhiteNoise)."""
+    for path in ("/static/admin/css/base.css", "/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert b"".join(response.streaming_content)
