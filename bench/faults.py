@@ -121,6 +121,17 @@ class Load:
         self.responses.append(Response(started, time.time() - started, str(response.status_code), shaped))
         return response
 
+    def _call_until_answered(self, client: httpx.Client, method: str, path: str) -> None:
+        """As an app would with what it must not leave half done (a pause to resume, a room to
+        delete): again after a 503, which changed nothing, for up to a minute (not after a timeout,
+        which may have: a toggle is not sent twice)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            response = self._call(client, method, path)
+            if response is None or response.status_code != 503:
+                return
+            time.sleep(1)
+
     def _cycle(self, api: httpx.Client, engine: httpx.Client, app_id: str) -> None:
         """A room's life: three calls join, mutes, a play (stopped, paused or left to finish), a
         kick, then either a delete and hang-ups, or a hang-up and the room left live."""
@@ -156,12 +167,12 @@ class Load:
         if ending < 0.3:
             self._call(api, "POST", f"/api/v1/conferences/{room}/stop")
         elif ending < 0.6:
-            self._call(api, "POST", f"/api/v1/conferences/{room}/pause")
-            self._call(api, "POST", f"/api/v1/conferences/{room}/pause")  # a toggle: resumes
+            self._call_until_answered(api, "POST", f"/api/v1/conferences/{room}/pause")
+            self._call_until_answered(api, "POST", f"/api/v1/conferences/{room}/pause")  # a toggle: resumes
         if len(calls) > 2:
             self._call(api, "DELETE", f"/api/v1/conferences/{room}/members/{calls[2]}")
         if random.random() < 0.5:
-            self._call(api, "DELETE", f"/api/v1/conferences/{room}")
+            self._call_until_answered(api, "DELETE", f"/api/v1/conferences/{room}")
             for session in calls:
                 engine.post("/_hangup", json={"session_uuid": session})
         elif calls:
