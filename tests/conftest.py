@@ -6,12 +6,14 @@ from itertools import count
 
 import jsonschema
 import pytest
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from conferences import ratelimit
 from conferences.actors import Actor
 from conferences.event_schema import SCHEMA_PATH
 from conferences.models import App, Event
+from conferences.services import members
 from conferences.services.tenants import create_app
 
 _app_numbers = count(1)
@@ -92,3 +94,16 @@ def assert_error(response, status: int, code: str) -> dict:
     assert isinstance(body["error"], str) and body["error"]
     assert body["detail"] is None or isinstance(body["detail"], dict)
     return body
+
+
+def pending_join(app: App, session_uuid: str, room_id: str, command_uid: str = "j") -> None:
+    """A join accepted as the API accepts one (in its command's transaction), not yet confirmed."""
+    with transaction.atomic():
+        members.join(
+            actor=Actor.system("tests"),
+            app=app,
+            session_uuid=session_uuid,
+            room_id=room_id,
+            muted=False,
+            command_uid=command_uid,
+        )

@@ -19,7 +19,7 @@ from ..models import CallSession, Member, Room
 from ..models.sessions import ACTIVE_MEMBER_STATES, MemberState, SessionState
 from ..publish import enqueue_on_commit
 from . import audit, engine_commands
-from .events import record_event, record_events
+from .events import record_events
 from .locks import lock_live_room
 
 JOIN, LEAVE, MUTE, UNMUTE = "conference/join", "conference/leave", "conference/mute", "conference/unmute"
@@ -73,6 +73,11 @@ def _command_result(member_or_session, app, operation_id: str, command_uid: str,
     return (app, None, session.session_uuid, payload)
 
 
+def _join_result(member: Member, app, error: str | None):
+    """The `command.result` of the member's join, as record_events takes it."""
+    return _command_result(member, app, str(member.join_operation_id), member.join_command_uid, JOIN, error)
+
+
 def accepted(operation_id: str, timeout_ms: int) -> dict:
     return {"operation_id": operation_id, "status": "in_progress", "timeout_ms": timeout_ms}
 
@@ -82,15 +87,7 @@ def accepted(operation_id: str, timeout_ms: int) -> dict:
 
 def join(*, actor: Actor, app, session_uuid: str, room_id: str, muted: bool, command_uid: str) -> dict:
     session = lock_active_session(app=app, session_uuid=session_uuid)
-    room = (
-        Room.objects.select_for_update(of=("self",))
-        .select_related("app")
-        .live()
-        .filter(app=app, room_id=room_id)
-        .first()
-    )
-    if room is None:
-        raise NotFound("Conference not found")
+    room = lock_live_room(app=app, room_id=room_id)
     current = session.memberships.filter(state__in=ACTIVE_MEMBER_STATES).select_related("room").first()
     if current is not None:
         raise Conflict(
@@ -209,10 +206,7 @@ def _end_locked(
         else:
             member.state = MemberState.FAILED
             if cancelled_joins_fail:
-                operation_id = str(member.join_operation_id)
-                events.append(
-                    _command_result(member, room.app, operation_id, member.join_command_uid, JOIN, "cancelled")
-                )
+                events.append(_join_result(member, room.app, "cancelled"))
         if room.destroyed_at is None and tell_engine:
             engine_commands.enqueue("kick", room=room, session_uuid=session.session_uuid, room_id=room.room_id)
         history.append(
@@ -256,19 +250,9 @@ def confirm_join(*, actor: Actor, session_uuid: str, room_id: str) -> bool:
         member.save(update_fields=["state", "joined_at"])
         session.last_seen_at = member.joined_at
         session.save(update_fields=["last_seen_at"])
-        record_event(
-            app=session.app,
-            room=member.room,
-            payload=webhook_events.member_joined(member.room, session.session_uuid, session.caller_id),
-        )
-        _record_command_result(
-            member_or_session=member,
-            app=session.app,
-            operation_id=str(member.join_operation_id),
-            command_uid=member.join_command_uid,
-            command=JOIN,
-            error=None,
-        )
+        room = member.room
+        joined = webhook_events.member_joined(room, session.session_uuid, session.caller_id)
+        record_events([(session.app, room, room.room_id, joined), _join_result(member, session.app, None)])
         audit.record(
             actor=actor,
             action="member.joined",
@@ -343,14 +327,7 @@ def _fail_join(
         if due_before is not None and joining.join_deadline_at > due_before:
             return False
         _end_locked([joining], reason=error, actor=actor, tell_engine=tell_engine)
-        _record_command_result(
-            member_or_session=joining,
-            app=session.app,
-            operation_id=str(joining.join_operation_id),
-            command_uid=joining.join_command_uid,
-            command=JOIN,
-            error=error,
-        )
+        record_events([_join_result(joining, session.app, error)])
     return True
 
 

@@ -17,6 +17,7 @@ from conferences.models import AuditEntry, CallSession, EngineCommand, Member
 from conferences.services import engine_dispatch, members, playback, reconcile
 from conferences.services.rooms import create_room, destroy_room
 from conferences.services.sessions import create_session
+from tests.conftest import pending_join
 from tests.support.private_redis import PrivateRedis
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
@@ -269,15 +270,7 @@ def test_reconciliation_repairs_drift_both_ways(tenant, engine):
     lost = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
     lingering = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+2", session_uuid=None)
     for session in (lost, lingering):
-        with transaction.atomic():
-            members.join(
-                actor=SYSTEM,
-                app=tenant.app,
-                session_uuid=session.session_uuid,
-                room_id=room.room_id,
-                muted=False,
-                command_uid="j",
-            )
+        pending_join(tenant.app, session.session_uuid, room.room_id)
         members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
     members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=lingering.session_uuid)
     assert send_queued_commands() == ["join"]  # one at a time per room

@@ -18,6 +18,7 @@ from conferences.services import engine_dispatch, members, playback
 from conferences.services.engine_dispatch import Result
 from conferences.services.rooms import create_room
 from conferences.services.sessions import create_session
+from tests.conftest import pending_join
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("tests")
@@ -75,17 +76,7 @@ def test_a_refused_play_fails_at_once_with_playback_error(tenant, room):
 def test_a_join_is_not_retried_past_its_own_deadline(tenant, room):
     session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
     with override_settings(JOIN_TIMEOUT_SECONDS=1):
-        from django.db import transaction
-
-        with transaction.atomic():
-            members.join(
-                actor=SYSTEM,
-                app=tenant.app,
-                session_uuid=session.session_uuid,
-                room_id=room.room_id,
-                muted=False,
-                command_uid="j",
-            )
+        pending_join(tenant.app, session.session_uuid, room.room_id)
     [claim] = engine_dispatch.claim(limit=1)
     with override_settings(ENGINE_RETRY_SCHEDULE=[5]):  # the retry would come after the join's timeout
         assert engine_dispatch.finish([(claim, Result("engine answered 503"))]) == 1
@@ -131,17 +122,7 @@ def test_the_sim_reports_its_nodes_sessions_in_their_rooms(tenant, room, setting
     create_session(
         actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+3", session_uuid="zzZZZ-" + idle.session_uuid[6:]
     )
-    from django.db import transaction
-
-    with transaction.atomic():
-        members.join(
-            actor=SYSTEM,
-            app=tenant.app,
-            session_uuid=joining.session_uuid,
-            room_id=room.room_id,
-            muted=False,
-            command_uid="j",
-        )
+    pending_join(tenant.app, joining.session_uuid, room.room_id)
     state = SimEngine().live_state()
     assert state == EngineState(
         node=settings.NODE_HASH, sessions={idle.session_uuid: None, joining.session_uuid: room.room_id}
@@ -187,30 +168,12 @@ def test_a_command_past_its_deadline_is_not_sent_and_nothing_is_undone(tenant, r
 
 
 def test_a_join_waits_for_its_sessions_earlier_commands_in_another_room(tenant, room):
-    from django.db import transaction
-
     other = create_room(actor=SYSTEM, app=tenant.app, name="next")
     session = create_session(actor=SYSTEM, app_id=tenant.app.app_id, caller_id="+1", session_uuid=None)
-    with transaction.atomic():
-        members.join(
-            actor=SYSTEM,
-            app=tenant.app,
-            session_uuid=session.session_uuid,
-            room_id=room.room_id,
-            muted=False,
-            command_uid="first",
-        )
+    pending_join(tenant.app, session.session_uuid, room.room_id, command_uid="first")
     members.confirm_join(actor=SYSTEM, session_uuid=session.session_uuid, room_id=room.room_id)
     members.kick(actor=SYSTEM, app=tenant.app, room_id=room.room_id, session_uuid=session.session_uuid)
-    with transaction.atomic():
-        members.join(
-            actor=SYSTEM,
-            app=tenant.app,
-            session_uuid=session.session_uuid,
-            room_id=other.room_id,
-            muted=False,
-            command_uid="second",
-        )
+    pending_join(tenant.app, session.session_uuid, other.room_id, command_uid="second")
 
     sent = []
     while claims := engine_dispatch.claim(limit=10):
